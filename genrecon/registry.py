@@ -1,0 +1,150 @@
+"""Named plugin registries.
+
+Each kind of plugin (loader, mask, operator, reconstructor, ...) has one :class:`Registry`. Built-in
+plugins register themselves with a decorator when their module is imported; third-party packages add
+theirs through the entry-point group of the registry (``[project.entry-points."genrecon.reconstructors"]``).
+
+Example:
+    >>> from genrecon.registry import Registry
+    >>> shapes = Registry("shape")
+    >>> @shapes.register("square")
+    ... class Square:
+    ...     "A square."
+    ...     def __init__(self, *, side: float = 1.0):
+    ...         self.side = side
+    >>> shapes.build("square", {"side": 2.0}).side
+    2.0
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from importlib.metadata import entry_points
+from typing import Any, Callable, Iterable
+
+from .errors import RegistryError
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Registry:
+    """A name -> plugin mapping with suggestions, parameter checks and entry-point discovery.
+
+    Args:
+        kind: what the plugins are ("reconstructor"), used in messages.
+        group: entry-point group that third-party plugins register under.
+        modules: modules imported on first use, whose import registers the built-in plugins.
+    """
+
+    def __init__(self, kind: str, group: str | None = None, modules: Iterable[str] = ()):
+        self.kind = kind
+        self.group = group
+        self._modules = list(modules)
+        self._items: dict[str, Any] = {}
+        self._loaded = False
+
+    # -- registration ---------------------------------------------------------------------------
+    def register(self, name: str) -> Callable[[Any], Any]:
+        """Decorator registering a class or function under ``name``; a duplicate name fails."""
+
+        def decorator(obj: Any) -> Any:
+            self.add(name, obj)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: Any) -> None:
+        if name in self._items and self._items[name] is not obj:
+            raise RegistryError(f"{self.kind} '{name}' is registered twice ({self._items[name]!r} and {obj!r})")
+        self._items[name] = obj
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in self._modules:
+            importlib.import_module(module)
+        if self.group:
+            for ep in entry_points(group=self.group):
+                if ep.name in self._items:
+                    continue
+                try:
+                    self.add(ep.name, ep.load())
+                except Exception as exc:  # a broken third-party plugin must not break genrecon
+                    raise RegistryError(
+                        f"{self.kind} plugin '{ep.name}' from entry point '{ep.value}' failed to load: {exc}"
+                    ) from exc
+
+    # -- lookup -----------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._items
+
+    def get(self, name: str) -> Any:
+        self._load()
+        try:
+            return self._items[name]
+        except KeyError:
+            raise RegistryError(
+                f"unknown {self.kind} '{name}'{did_you_mean(name, self._items)}; "
+                f"choose one of: {', '.join(sorted(self._items))}"
+            ) from None
+
+    def doc(self, name: str) -> str:
+        """First line of the plugin's docstring."""
+        text = inspect.getdoc(self.get(name)) or ""
+        return text.strip().splitlines()[0] if text.strip() else ""
+
+    # -- parameters -------------------------------------------------------------------------------
+    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
+        """Keyword parameters the plugin's constructor (or function) accepts."""
+        obj = self.get(name)
+        target = obj.__init__ if inspect.isclass(obj) else obj
+        params = inspect.signature(target).parameters
+        return {
+            k: p
+            for k, p in params.items()
+            if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    def check_params(self, name: str, params: dict[str, Any], where: str = "params") -> list[str]:
+        """Problems with ``params`` for plugin ``name``: unknown or missing parameters (empty if fine)."""
+        try:
+            accepted = self.parameters(name)
+        except RegistryError as exc:
+            return [str(exc)]
+        problems = []
+        for key in params:
+            if key not in accepted:
+                problems.append(
+                    f"{where}: {self.kind} '{name}' has no parameter '{key}'{did_you_mean(key, accepted)}"
+                    f"; it accepts: {', '.join(accepted) or 'none'}"
+                )
+        for key, p in accepted.items():
+            if p.default is inspect.Parameter.empty and key not in params:
+                problems.append(f"{where}: {self.kind} '{name}' needs parameter '{key}'")
+        return problems
+
+    def build(self, name: str, params: dict[str, Any] | None = None, **extra: Any) -> Any:
+        """Instantiate plugin ``name`` with ``params`` after checking them against its signature."""
+        params = dict(params or {})
+        problems = self.check_params(name, params)
+        if problems:
+            raise RegistryError("; ".join(problems))
+        return self.get(name)(**params, **extra)
+
+
+LOADERS = Registry("loader", "genrecon.loaders", ["genrecon.io"])
+MASKS = Registry("mask", "genrecon.masks", ["genrecon.simulate.masks"])
+OPERATORS = Registry("operator", "genrecon.operators", ["genrecon.operators"])
+RECONSTRUCTORS = Registry("reconstructor", "genrecon.reconstructors", ["genrecon.reconstructors"])
