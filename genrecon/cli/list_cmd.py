@@ -1,0 +1,36 @@
+"""``genrecon list``: the registered plugins with one-line docs."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from ..registry import LOADERS, MASKS, OPERATORS, RECONSTRUCTORS
+from .common import console, handle_errors
+
+
+@handle_errors
+def list_plugins(
+    kind: str = typer.Argument("all", help="all, loaders, masks, operators or reconstructors"),
+) -> None:
+    """List registered loaders, masks, operators and reconstructors with their parameters."""
+    from ..errors import ConfigError
+    from ..registry import did_you_mean
+
+    kinds = {"loaders": LOADERS, "masks": MASKS, "operators": OPERATORS, "reconstructors": RECONSTRUCTORS}
+    if kind != "all" and kind not in kinds:
+        raise ConfigError(f"unknown kind '{kind}'{did_you_mean(kind, kinds)}; choose all, {', '.join(kinds)}")
+    for name, reg in kinds.items():
+        if kind not in ("all", name):
+            continue
+        table = Table(title=name, title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("what it is")
+        table.add_column("parameters")
+        for item in reg.names():
+            params = []
+            for pname, p in reg.parameters(item).items():
+                default = "" if p.default is p.empty else f"={p.default!r}"
+                params.append(f"{pname}{default}")
+            table.add_row(item, reg.doc(item), ", ".join(params))
+        console.print(table)

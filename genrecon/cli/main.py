@@ -1,0 +1,51 @@
+"""The ``genrecon`` command: assembles the commands and is the error boundary (exit 2 usage, 1 data)."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="genrecon",
+    help="MRI and CT reconstruction with generative priors: simulate, reconstruct, compare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (command name, module, function) — each module holds one command
+COMMANDS = [
+    ("reconstruct", "reconstruct", "reconstruct"),
+    ("evaluate", "evaluate", "evaluate"),
+    ("list", "list_cmd", "list_plugins"),
+    ("check-operator", "check_operator", "check_operator"),
+    ("train-prior", "train_prior", "train_prior"),
+    ("priors", "priors", "priors"),
+]
+
+for _name, _module, _func in COMMANDS:
+    try:
+        _mod = importlib.import_module(f"genrecon.cli.{_module}")
+    except ModuleNotFoundError as _exc:  # a command whose module is not there yet
+        if _exc.name != f"genrecon.cli.{_module}":
+            raise
+        continue
+    app.command(_name)(getattr(_mod, _func))
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
+    if version:
+        from .. import __version__
+
+        typer.echo(f"genrecon {__version__}")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""Run configuration: one YAML file, validated in full before any work starts.
+
+``load_config(path, overrides)`` reads the YAML, applies ``--set a.b=c`` overrides, parses every section
+into frozen dataclasses and checks plugin names and parameters against the registries, input files, value
+ranges and devices. Every problem is reported at once in one :class:`~genrecon.errors.ConfigError`.
+
+Example:
+    >>> cfg = load_config_dict({"data": {"source": "phantom:shepp-logan"},
+    ...                         "simulate": {"modality": "mri", "mask": {"name": "random", "acceleration": 4}},
+    ...                         "reconstructors": [{"name": "zero_filled"}],
+    ...                         "output": {"dir": "runs/x"}})
+    >>> cfg.reconstructors[0].label
+    'zero_filled'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError, GenreconError
+from .registry import LOADERS, RECONSTRUCTORS
+from .schema import parse
+
+SUPPORTED_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are prepared."""
+
+    source: str = field(metadata={"doc": "file, folder, 'sample:brain-mri', 'sample:head-ct' or 'phantom:shepp-logan'"})
+    loader: str | None = field(default=None, metadata={"doc": "loader name; chosen from the source when omitted"})
+    params: dict[str, Any] = field(default_factory=dict, metadata={"doc": "loader parameters"})
+    slices: str | int | list[int] = field(
+        default="all", metadata={"doc": "'all', 'middle', an index, a list or 'start:stop[:step]'"}
+    )
+    size: int | None = field(default=None, metadata={"ge": 8, "doc": "square size after crop/pad or resize"})
+    resize: Literal["crop_pad", "resize"] = field(default="crop_pad", metadata={"doc": "how to reach size"})
+    normalize: Literal["none", "max", "percentile", "volume_max"] = field(
+        default="volume_max", metadata={"doc": "intensity normalisation of the ground truth"}
+    )
+
+
+@dataclass(frozen=True)
+class ReconstructorConfig:
+    """One method to run; several are compared side by side."""
+
+    name: str = field(metadata={"doc": "registered reconstructor (genrecon list)"})
+    label: str | None = field(default=None, metadata={"doc": "name in reports (default: name, made unique)"})
+    params: dict[str, Any] = field(default_factory=dict, metadata={"doc": "constructor parameters"})
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Metrics and their conventions."""
+
+    metrics: list[Literal["psnr", "ssim", "nmse"]] = field(default=("psnr", "ssim", "nmse"))
+    data_range: str | float = field(
+        default="volume_max",
+        metadata={"doc": "'volume_max' (fastMRI), 'max' (per slice), 'range' (DIVal: max-min) or a number"},
+    )
+    crop: int | None = field(default=None, metadata={"ge": 1, "doc": "centre crop (pixels) before metrics"})
+
+    def problems(self) -> list[str]:
+        out = []
+        if isinstance(self.data_range, str) and self.data_range not in ("volume_max", "max", "range"):
+            out.append(f"data_range: {self.data_range!r} is not 'volume_max', 'max', 'range' or a number")
+        if isinstance(self.data_range, float) and self.data_range <= 0:
+            out.append(f"data_range: must be > 0, got {self.data_range}")
+        if not self.metrics:
+            out.append("metrics: list at least one metric")
+        return out
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where and what to write."""
+
+    dir: str = field(metadata={"doc": "run folder (created); the resolved config is written there"})
+    save: list[Literal["npy", "nifti", "h5", "png"]] = field(
+        default=("npy", "png"), metadata={"doc": "formats of reconstructions and figure panels"}
+    )
+    resume: bool = field(default=True, metadata={"doc": "skip cases already done with the same config"})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole reconstruction run."""
+
+    data: DataConfig
+    simulate: Any
+    reconstructors: list[ReconstructorConfig]
+    output: OutputConfig
+    version: int = SUPPORTED_VERSION
+    seed: int = field(default=0, metadata={"ge": 0})
+    device: str = "auto"
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    @property
+    def modality(self) -> str:
+        return self.simulate.modality
+
+    def labels(self) -> list[str]:
+        return [r.label for r in self.reconstructors]
+
+
+# ---------------------------------------------------------------------------------------------------
+# --set overrides
+# ---------------------------------------------------------------------------------------------------
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply ``a.b.0.c=value`` to nested dicts/lists in place; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. reconstructors.1.params.lam=0.02")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {assignment!r}: empty key part in '{key}'")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                raise ConfigError(f"--set {key}: '{where}' is not an index of a list of {len(node)} items")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[:i])}' is a value, not a section")
+
+
+# ---------------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------------
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, *, check_files: bool = True) -> RunConfig:
+    """Read, override and validate a run config file (relative data paths resolve from the working dir)."""
+    data = read_yaml(path)
+    for item in overrides or []:
+        apply_override(data, item)
+    return load_config_dict(data, check_files=check_files)
+
+
+def _resolve_loader(data_cfg: DataConfig) -> str | None:
+    if data_cfg.loader:
+        return data_cfg.loader
+    for name in LOADERS.names():
+        if LOADERS.get(name).accepts(data_cfg.source):
+            return name
+    return None
+
+
+def load_config_dict(data: dict, *, check_files: bool = True) -> RunConfig:
+    """Validate a config given as a dict; see :func:`load_config`."""
+    from .simulate import MODALITIES, modality_module
+
+    problems: list[str] = []
+    raw = dict(data)
+    sim_raw = raw.pop("simulate", None)
+    rec_raw = raw.get("reconstructors")
+    # fill default labels before parsing (a label is what reports and files are named by)
+    if isinstance(rec_raw, list):
+        raw["reconstructors"] = _with_labels(rec_raw)
+    cfg = parse(RunConfig, {**raw, "simulate": None}, "", problems)
+    # the simulate section is parsed by its modality's own schema
+    sim_cfg = None
+    if sim_raw is None:
+        problems = [p for p in problems if "simulate" not in p]
+        problems.append("missing required section 'simulate'")
+    elif not isinstance(sim_raw, dict):
+        problems.append(f"simulate: expected a mapping, got {sim_raw!r}")
+    elif "modality" not in sim_raw:
+        problems.append(f"simulate: missing required key 'modality' ({' or '.join(MODALITIES)})")
+    else:
+        try:
+            module = modality_module(str(sim_raw["modality"]))
+            sim_cfg = parse(module.Config, sim_raw, "simulate", problems)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if cfg is None:
+        raise ConfigError(problems)
+    cfg = dataclasses.replace(cfg, simulate=sim_cfg)
+    if cfg.version != SUPPORTED_VERSION:
+        problems.append(f"version: this genrecon reads config version {SUPPORTED_VERSION}, got {cfg.version}")
+    problems.extend(_check_device(cfg.device))
+    if cfg.data is not None:
+        problems.extend(_check_data(cfg.data, check_files))
+    if cfg.reconstructors is not None:
+        if len(cfg.reconstructors) == 0:
+            problems.append("reconstructors: list at least one method, e.g. - {name: zero_filled}")
+        for i, rc in enumerate(cfg.reconstructors):
+            if rc is None:
+                continue
+            problems.extend(_check_reconstructor(rc, i, sim_cfg))
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _with_labels(items: list) -> list:
+    out, seen = [], {}
+    for item in items:
+        if isinstance(item, dict) and "name" in item and not item.get("label"):
+            base = str(item["name"])
+            seen[base] = seen.get(base, 0) + 1
+            item = {**item, "label": base if seen[base] == 1 else f"{base}_{seen[base]}"}
+        out.append(item)
+    labels = [i.get("label") for i in out if isinstance(i, dict)]
+    dup = {lab for lab in labels if labels.count(lab) > 1}
+    if dup:
+        raise ConfigError(f"reconstructors: labels must be unique, repeated: {', '.join(sorted(map(str, dup)))}")
+    return out
+
+
+def _check_device(device: str) -> list[str]:
+    import torch
+
+    if device in ("auto", "cpu"):
+        return []
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            return [f"device: '{device}' requested but no CUDA GPU is available here; use device: auto or cpu"]
+        return []
+    return [f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"]
+
+
+def _check_data(dc: DataConfig, check_files: bool) -> list[str]:
+    problems = []
+    loader = _resolve_loader(dc)
+    if loader is None:
+        problems.append(
+            f"data.source: no loader reads '{dc.source}'; set data.loader to one of: {', '.join(LOADERS.names())}"
+        )
+        return problems
+    try:
+        obj = LOADERS.build(loader, dc.params)
+    except GenreconError as exc:
+        return [f"data.params: {exc}"]
+    if check_files:
+        problems.extend(obj.check(dc.source))
+    if isinstance(dc.slices, str) and dc.slices not in ("all", "middle") and ":" not in dc.slices:
+        problems.append(f"data.slices: expected 'all', 'middle', an index, a list or 'start:stop', got {dc.slices!r}")
+    return problems
+
+
+def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg) -> list[str]:
+    where = f"reconstructors.{i}"
+    if rc.name not in RECONSTRUCTORS:
+        try:
+            RECONSTRUCTORS.get(rc.name)
+        except GenreconError as exc:
+            return [f"{where}.name: {exc}"]
+    problems = RECONSTRUCTORS.check_params(rc.name, rc.params, where=f"{where}.params")
+    if problems:
+        return problems
+    cls = RECONSTRUCTORS.get(rc.name)
+    modalities = getattr(cls, "modalities", ("mri", "ct"))
+    if sim_cfg is not None and sim_cfg.modality not in modalities:
+        problems.append(f"{where}: '{rc.name}' does not support modality '{sim_cfg.modality}' (only {modalities})")
+    try:
+        cls(**rc.params)  # constructors validate their values (and priors their checkpoints)
+    except GenreconError as exc:
+        problems.append(f"{where}.params: {exc}")
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{where}.params: {exc}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# resolved config, hashes
+# ---------------------------------------------------------------------------------------------------
+def to_dict(cfg: Any) -> Any:
+    """Plain dict/list form of a config dataclass (tuples become lists), for YAML and hashing."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def config_hash(obj: Any) -> str:
+    """Short stable hash of a JSON-able object (sorted keys)."""
+    text = json.dumps(to_dict(obj), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

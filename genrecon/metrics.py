@@ -1,0 +1,62 @@
+"""Image quality metrics on magnitude images, with an explicit ``data_range``.
+
+Conventions (stated in every report):
+- metrics compare magnitudes ``|x|`` of the estimate and the reference (complex MRI images included);
+- ``data_range`` is a required number: the pipeline derives it from the config's rule — ``volume_max``
+  (fastMRI: the maximum of the reference over the whole volume), ``max`` (the reference slice's maximum),
+  ``range`` (DIVal: reference max - min over the volume) or a fixed value;
+- SSIM is scikit-image's ``structural_similarity`` with a 7x7 uniform window, as the fastMRI evaluation uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .errors import ShapeError
+
+
+def _magnitude(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.abs() if x.is_complex() else x
+        return x.to(torch.float64).numpy()
+    x = np.asarray(x)
+    return np.abs(x).astype(np.float64) if np.iscomplexobj(x) else x.astype(np.float64)
+
+
+def _pair(x, ref):
+    a, b = _magnitude(x), _magnitude(ref)
+    a, b = np.squeeze(a), np.squeeze(b)
+    if a.shape != b.shape:
+        raise ShapeError(f"metrics: estimate {a.shape} and reference {b.shape} differ in shape")
+    return a, b
+
+
+def psnr(x, ref, data_range: float) -> float:
+    """``10 log10(data_range^2 / MSE(|x|, |ref|))`` in dB."""
+    a, b = _pair(x, ref)
+    mse = float(np.mean((a - b) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+
+
+def nmse(x, ref, data_range: float | None = None) -> float:
+    """``||x| - |ref||^2 / ||ref||^2`` (does not depend on data_range)."""
+    a, b = _pair(x, ref)
+    return float(np.sum((a - b) ** 2) / max(np.sum(b**2), 1e-30))
+
+
+def ssim(x, ref, data_range: float) -> float:
+    """Structural similarity (scikit-image, 7x7 uniform window) of 2-D magnitude images."""
+    from skimage.metrics import structural_similarity
+
+    a, b = _pair(x, ref)
+    if a.ndim != 2:
+        raise ShapeError(f"ssim: expected 2-D images after squeezing, got {a.shape}")
+    return float(structural_similarity(b, a, data_range=data_range, win_size=7))
+
+
+METRICS = {"psnr": psnr, "ssim": ssim, "nmse": nmse}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "nmse": False}

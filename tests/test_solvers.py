@@ -1,0 +1,89 @@
+"""FISTA against closed forms; TV prox against its optimality properties; the power method."""
+
+import torch
+
+from genrecon.operators.finite_difference import div2d, grad2d
+from genrecon.solvers.fista import fista
+from genrecon.solvers.power import power_method
+from genrecon.solvers.tv import TVProx, tv_norm
+
+
+def test_fista_matches_closed_form_ridge(gen):
+    # min 1/2||Ax - y||^2 + mu/2 ||x||^2  ->  x* = (A^T A + mu I)^{-1} A^T y
+    A = torch.randn(40, 25, generator=gen, dtype=torch.float64)
+    y = torch.randn(40, generator=gen, dtype=torch.float64)
+    mu = 0.3
+    exact = torch.linalg.solve(A.T @ A + mu * torch.eye(25, dtype=torch.float64), A.T @ y)
+    L = torch.linalg.matrix_norm(A, ord=2).item() ** 2
+    res = fista(lambda x: A.T @ (A @ x - y), lambda v, s: v / (1 + s * mu), torch.zeros(25, dtype=torch.float64),
+                step=1 / L, n_iter=3000, tol=1e-14)
+    assert torch.allclose(res.x, exact, atol=1e-8)
+    assert res.iterations < 3000 and res.converged
+
+
+def test_fista_lasso_soft_threshold_closed_form():
+    # with A = I the solution of 1/2||x - y||^2 + lam ||x||_1 is soft-thresholding of y
+    y = torch.tensor([2.0, -0.3, 0.05, -1.5], dtype=torch.float64)
+    lam = 0.5
+    prox = lambda v, s: torch.sign(v) * torch.clamp(v.abs() - s * lam, min=0)  # noqa: E731
+    res = fista(lambda x: x - y, prox, torch.zeros(4, dtype=torch.float64), step=0.5, n_iter=200)
+    assert torch.allclose(res.x, torch.tensor([1.5, 0.0, 0.0, -1.0], dtype=torch.float64), atol=1e-10)
+
+
+def test_fista_callback_and_restart(gen):
+    seen = []
+    A = torch.randn(20, 10, generator=gen, dtype=torch.float64)
+    y = torch.randn(20, generator=gen, dtype=torch.float64)
+    L = torch.linalg.matrix_norm(A, ord=2).item() ** 2
+    exact = torch.linalg.lstsq(A, y).solution
+    res = fista(lambda x: A.T @ (A @ x - y), lambda v, s: v, torch.zeros(10, dtype=torch.float64), step=1 / L,
+                n_iter=2000, callback=lambda k, x: seen.append(k), restart=True)
+    assert seen == list(range(1, 2001))
+    assert torch.allclose(res.x, exact, atol=1e-6)
+
+
+def test_power_method_finds_largest_eigenvalue(gen):
+    M = torch.randn(30, 30, generator=gen, dtype=torch.float64)
+    S = M.T @ M
+    top = torch.linalg.eigvalsh(S).max().item()
+    est = power_method(lambda x: S @ x, torch.randn(30, generator=gen, dtype=torch.float64), n_iter=2000, tol=1e-12)
+    assert abs(est - top) / top < 1e-6
+
+
+def _tv_objective(x, b, lam):
+    return 0.5 * torch.sum(torch.abs(x - b) ** 2) + lam * tv_norm(x).sum()
+
+
+def test_tv_prox_decreases_objective_and_is_optimal_locally(gen):
+    b = torch.rand(1, 1, 24, 24, generator=gen, dtype=torch.float64)
+    lam = 0.1
+    x = TVProx(lam, n_iter=500)(b, 1.0)
+    f = _tv_objective(x, b, lam)
+    assert f < _tv_objective(b, b, lam)
+    # no random small perturbation improves the objective (approximate optimality)
+    for _ in range(20):
+        d = 1e-3 * torch.randn(b.shape, generator=gen, dtype=torch.float64)
+        assert _tv_objective(x + d, b, lam) >= f - 1e-9
+
+
+def test_tv_prox_of_constant_is_constant_and_mean_preserved(gen):
+    b = torch.full((1, 1, 16, 16), 0.7, dtype=torch.float64)
+    assert torch.allclose(TVProx(0.2, 50)(b, 1.0), b)
+    noisy = torch.rand(1, 1, 16, 16, generator=gen, dtype=torch.float64)
+    x = TVProx(0.05, 200)(noisy, 1.0)
+    assert abs(x.mean() - noisy.mean()) < 1e-10  # Neumann TV prox preserves the mean
+
+
+def test_tv_prox_nonneg_and_complex(gen):
+    b = torch.randn(1, 1, 16, 16, generator=gen, dtype=torch.float64)
+    x = TVProx(0.1, 50, nonneg=True)(b, 1.0)
+    assert x.min() >= 0
+    bc = torch.complex(b, torch.randn(b.shape, generator=gen, dtype=torch.float64))
+    xc = TVProx(0.1, 300)(bc, 1.0)
+    assert xc.is_complex() and _tv_objective(xc, bc, 0.1) < _tv_objective(bc, bc, 0.1)
+
+
+def test_grad_div_adjoint(gen):
+    x = torch.randn(2, 1, 9, 11, generator=gen, dtype=torch.float64)
+    p = torch.randn(2, 1, 2, 9, 11, generator=gen, dtype=torch.float64)
+    assert abs(torch.sum(grad2d(x) * p) + torch.sum(x * div2d(p))) < 1e-10
