@@ -4,7 +4,7 @@ Every problem is collected, with the dotted path of the offending key, so the us
 unknown keys (with a "did you mean"), wrong types, out-of-range values and missing required keys.
 Constraints live in the dataclass field metadata: ``ge``, ``gt``, ``le``, ``lt``, ``doc``, and ``item`` (a
 dict of the same bounds applied to each element of a list). Cross-field rules go in an optional method
-``problems(self) -> list[str]`` on the dataclass, run when the fields themselves are valid.
+``problems(self) -> list[str]`` on the dataclass.
 
 Example:
     >>> from dataclasses import dataclass, field
@@ -128,6 +128,7 @@ def parse(cls: type, data: dict[str, Any], where: str, problems: list[str]) -> A
     """Build dataclass ``cls`` from ``data``; append every problem (with its path) to ``problems``."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    before = len(problems)
     prefix = f"{where}: " if where else ""
     for key in data:
         if key not in fields:
@@ -148,9 +149,14 @@ def parse(cls: type, data: dict[str, Any], where: str, problems: list[str]) -> A
         obj = cls(**kwargs)
     except TypeError:
         return None
-    # cross-field checks: a dataclass may define ``problems(self) -> list[str]``
-    if hasattr(obj, "problems") and len(problems) == 0:
-        problems.extend(f"{prefix}{p}" for p in obj.problems())
+    if hasattr(obj, "problems"):
+        try:
+            extra = obj.problems()
+        except Exception:  # fields already reported invalid can break a cross-field rule; those come first
+            if len(problems) == before:
+                raise
+            extra = []
+        problems.extend(f"{prefix}{p}" for p in extra)
     return obj
 
 

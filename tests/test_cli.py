@@ -114,7 +114,7 @@ def test_all_config_problems_reported_at_once(tmp_path):
 @pytest.mark.parametrize(
     "mutate, expected",
     [
-        (lambda c: c["data"].update(source="missing/scan.nii.gz"), "not found"),
+        (lambda c: c.update(data={"source": "missing/scan.nii.gz"}), "not found"),
         (lambda c: c.update(device="tpu"), "device"),
         (lambda c: c["simulate"].update(modality="pet"), "unknown modality 'pet'"),
         (lambda c: c.update(version=7), "version"),
