@@ -177,11 +177,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None, *, check_f
 
 
 def _resolve_loader(data_cfg: DataConfig) -> str | None:
+    """The configured loader, else the first that accepts the source, else (a folder) its first file."""
     if data_cfg.loader:
         return data_cfg.loader
     for name in LOADERS.names():
         if LOADERS.get(name).accepts(data_cfg.source):
             return name
+    folder = Path(data_cfg.source)
+    if folder.is_dir():
+        for f in sorted(folder.iterdir()):
+            for name in LOADERS.names():
+                if f.is_file() and LOADERS.get(name).accepts(str(f)):
+                    return name
     return None
 
 

@@ -98,11 +98,14 @@ def shard(refs: list[CaseRef], index: int, count: int) -> list[CaseRef]:
 
 def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, float]) -> Case:
     """Load one slice and apply the configured size and normalisation."""
-    from .io.transforms import fit_size, normalize
+    from .io.transforms import fit_size, fit_size_affine, normalize
 
     case = loader.load(ref.source, ref.index)
     image = case.image
     if cfg.data.size is not None:
+        if case.meta.get("slice_affine") is not None:
+            case.meta["slice_affine"] = fit_size_affine(
+                case.meta["slice_affine"], image.shape, cfg.data.size, cfg.data.resize)
         image = fit_size(image, cfg.data.size, cfg.data.resize)
     mode = cfg.data.normalize
     if mode == "volume_max":
@@ -121,15 +124,13 @@ def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, floa
 
 
 def _volume_max(cfg: RunConfig, loader, source: str) -> float:
-    from .io.transforms import fit_size, select_slices
+    from .io.transforms import fit_size, select_slices, volume_stat
 
-    best = 0.0
-    for index in select_slices(loader.n_slices(source), cfg.data.slices):
-        img = loader.load(source, index).image
-        if cfg.data.size is not None:
-            img = fit_size(img, cfg.data.size, cfg.data.resize)
-        best = max(best, float(img.abs().max()))
-    return best
+    def transform(img):
+        return fit_size(img, cfg.data.size, cfg.data.resize) if cfg.data.size is not None else img
+
+    indices = select_slices(loader.n_slices(source), cfg.data.slices)
+    return volume_stat(loader, source, indices, "max", transform=transform)
 
 
 # ---------------------------------------------------------------------------------------------------
