@@ -127,7 +127,44 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
     }
     if write:
         _write_reports(run_dir, report, list(ev.metrics), cfg)
+        if {"nifti", "h5"} & set(cfg.output.save):
+            _write_volumes(run_dir, records, labels, cfg)
     return report
+
+
+def _stack_affine(recs: list[dict]) -> list[list[float]] | None:
+    """The first slice's affine with its slice axis scaled by the (uniform) step between the slices."""
+    affine = recs[0].get("affine")
+    if affine is None:
+        return None
+    a = np.array(affine, dtype=np.float64)
+    steps = {b["slice"] - a_["slice"] for a_, b in zip(recs, recs[1:])}
+    if len(steps) == 1:
+        a[:3, 2] *= steps.pop()
+    return a.tolist()
+
+
+def _write_volumes(run_dir: Path, records: list[dict], labels: list[str], cfg) -> None:
+    """Stack each volume's slices per method into ``recon/<volume>_<label>.nii.gz`` / ``.h5``."""
+    from .io.writers import write_h5, write_nifti
+
+    by_volume: dict[str, list[dict]] = {}
+    for r in records:
+        by_volume.setdefault(r["volume"], []).append(r)
+    for volume, recs in by_volume.items():
+        recs.sort(key=lambda r: r["slice"])
+        stem = Path(volume).name.split(".")[0].replace(":", "_")
+        affine = _stack_affine(recs)
+        for label in ["truth", *labels]:
+            paths = [r["dir"] / f"{label}.npy" for r in recs]
+            if not all(p.is_file() for p in paths):
+                continue
+            stack = np.stack([np.load(p) for p in paths])
+            if "nifti" in cfg.output.save:
+                write_nifti(run_dir / "recon" / f"{stem}_{label}.nii.gz", np.abs(stack), affine)
+            if "h5" in cfg.output.save:
+                write_h5(run_dir / "recon" / f"{stem}_{label}.h5", {"reconstruction": stack},
+                         {"slices": [r["slice"] for r in recs], "method": label, "source": volume})
 
 
 def _measurement_summary(records: list[dict]) -> dict:
