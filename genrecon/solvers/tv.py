@@ -14,14 +14,28 @@ import torch
 from ..operators.finite_difference import div2d, grad2d
 
 
-def _project_unit_ball(p: torch.Tensor) -> torch.Tensor:
-    """Project each pixel's gradient vector (dim -3 of ``(..., 2, H, W)``) onto the unit ball."""
-    mag2 = p.real.square().sum(-3, keepdim=True) + (p.imag.square().sum(-3, keepdim=True) if p.is_complex() else 0)
-    return p / torch.clamp(mag2.sqrt_(), min=1.0)
+def _to_planes(b: torch.Tensor) -> torch.Tensor:
+    """``(..., H, W)`` real or complex -> real ``(..., K, H, W)`` with K = 1 (real) or 2 (real, imaginary).
+
+    Working on contiguous real planes makes the per-pixel norm a sum of a few planes, which is several
+    times faster on CPU than complex arithmetic with broadcasting.
+    """
+    if b.is_complex():
+        return torch.view_as_real(b).movedim(-1, -3).contiguous()
+    return b.unsqueeze(-3)
+
+
+def _from_planes(x: torch.Tensor, is_complex: bool) -> torch.Tensor:
+    if is_complex:
+        return torch.view_as_complex(x.movedim(-3, -1).contiguous())
+    return x.squeeze(-3)
 
 
 class TVProx:
     """A warm-started TV prox: keeps its dual variable between calls (as inside FISTA).
+
+    Isotropic TV couples the two gradient directions and, for complex images, the real and imaginary
+    parts: ``TV(x) = sum_i sqrt(|d_h x_i|^2 + |d_w x_i|^2)``.
 
     Args:
         lam: TV weight (the prox of ``s * lam * TV`` is taken for step ``s``).
@@ -42,27 +56,33 @@ class TVProx:
         self.nonneg = nonneg
         self.p: torch.Tensor | None = None
 
-    def _constrain(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp_(min=0) if (self.nonneg and not x.is_complex()) else x
-
     def __call__(self, b: torch.Tensor, step: float) -> torch.Tensor:
         lam = self.lam * step
+        constrain = self.nonneg and not b.is_complex()
         if lam <= 0:
-            return self._constrain(b.clone())
-        p = self.p
-        if p is None or p.shape[:-3] + p.shape[-2:] != b.shape[:-2] + b.shape[-2:] or p.dtype != b.dtype:
-            p = torch.zeros((*b.shape[:-2], 2, *b.shape[-2:]), dtype=b.dtype, device=b.device)
+            return b.clamp(min=0) if constrain else b.clone()
+        br = _to_planes(b)  # (..., K, H, W)
+        p = self.p  # (..., K, 2, H, W)
+        if p is None or p.shape[:-3] != br.shape[:-2] or p.shape[-2:] != br.shape[-2:] or p.dtype != br.dtype:
+            p = br.new_zeros((*br.shape[:-2], 2, *br.shape[-2:]))
         q = p
         t = 1.0
         scale = 1.0 / (8.0 * lam)
         for _ in range(self.n_iter):
-            x = self._constrain(b + lam * div2d(q))
-            p_new = _project_unit_ball(q + scale * grad2d(x))
+            x = torch.add(br, div2d(q), alpha=lam)
+            if constrain:
+                x.clamp_(min=0)
+            g = torch.add(q, grad2d(x), alpha=scale)
+            norm = g.square().sum(dim=(-4, -3), keepdim=True).sqrt_().clamp_(min=1.0)
+            p_new = g.div_(norm)
             t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            q = p_new + ((t - 1.0) / t_new) * (p_new - p)
+            q = torch.add(p_new, p_new - p, alpha=(t - 1.0) / t_new)
             p, t = p_new, t_new
         self.p = p
-        return self._constrain(b + lam * div2d(p))
+        x = torch.add(br, div2d(p), alpha=lam)
+        if constrain:
+            x.clamp_(min=0)
+        return _from_planes(x, b.is_complex())
 
 
 def tv_norm(x: torch.Tensor) -> torch.Tensor:
