@@ -25,22 +25,22 @@ COMMANDS = [
 ]
 
 for _name, _module, _func in COMMANDS:
-    try:
-        _mod = importlib.import_module(f"genrecon.cli.{_module}")
-    except ModuleNotFoundError as _exc:  # a command whose module is not there yet
-        if _exc.name != f"genrecon.cli.{_module}":
-            raise
-        continue
-    app.command(_name)(getattr(_mod, _func))
+    app.command(_name)(getattr(importlib.import_module(f"genrecon.cli.{_module}"), _func))
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
-    if version:
+def _version(value: bool) -> None:
+    if value:
         from .. import __version__
 
         typer.echo(f"genrecon {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+) -> None:
+    """MRI and CT reconstruction with generative priors: simulate, reconstruct, compare."""
 
 
 def main() -> None:
