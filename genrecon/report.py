@@ -38,6 +38,12 @@ def _crop(a: np.ndarray, crop: int | None) -> np.ndarray:
     return a[..., top : top + ch, left : left + cw]
 
 
+def coverage(estimate: np.ndarray, truth: np.ndarray, std: np.ndarray, k: float = 2.0) -> float:
+    """Fraction of pixels whose error ``||est| - |truth||`` lies within ``k`` standard deviations."""
+    err = np.abs(np.abs(np.squeeze(estimate)) - np.abs(np.squeeze(truth)))
+    return float(np.mean(err <= k * np.squeeze(std)))
+
+
 def data_range_of(rule: str | float, truth: np.ndarray, volume_truths: list[np.ndarray]) -> float:
     """The metric ``data_range`` under the configured convention (see :mod:`genrecon.metrics`)."""
     if isinstance(rule, (int, float)):
@@ -104,6 +110,9 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
             row = {"case": r["key"], "method": label, "data_range": drange}
             for m in ev.metrics:
                 row[m] = METRICS[m](est, truth, data_range=drange)
+            std_path = r["dir"] / f"{label}_std.npy"
+            if std_path.is_file():
+                row["coverage_2sigma"] = coverage(est, truth, _crop(np.load(std_path), ev.crop))
             row["seconds"] = mrec.get("seconds")
             for extra in ("iterations", "nfe", "coverage_2sigma", "peak_memory_mb"):
                 if extra in mrec:
@@ -189,7 +198,7 @@ def aggregate(rows: list[dict], labels: list[str], metrics: list[str]) -> dict[s
         if not mine:
             continue
         entry: dict[str, Any] = {"cases": len(mine)}
-        for key in [*metrics, "seconds"]:
+        for key in [*metrics, "seconds", "coverage_2sigma"]:
             vals = [r[key] for r in mine if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
             if vals:
                 entry[key] = float(np.mean(vals))

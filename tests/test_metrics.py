@@ -42,3 +42,14 @@ def test_data_range_conventions():
     assert data_range_of("volume_max", a, [a, b]) == 4.0
     assert data_range_of("range", a, [a, b]) == 4.0  # magnitudes: max 4, min 0
     assert data_range_of(3.5, a, [a, b]) == 3.5
+
+
+def test_coverage_fraction():
+    from genrecon.report import coverage
+
+    truth = np.zeros((4, 4))
+    est = np.zeros((4, 4))
+    est[0, :] = 1.0  # 4 of 16 pixels off by 1
+    std = np.full((4, 4), 0.4)
+    assert coverage(est, truth, std) == pytest.approx(12 / 16)
+    assert coverage(est, truth, std * 2) == pytest.approx(1.0)
