@@ -219,11 +219,12 @@ def _fmt(metric: str, value: float) -> str:
 
 def summary_table(report: dict, metrics: list[str]) -> tuple[list[str], list[list[str]]]:
     """Header and rows (mean ± std) of the aggregate table, for Markdown and the CLI."""
-    header = ["method", *[m.upper() for m in metrics], "seconds/case", "cases"]
+    extra = ["coverage_2sigma"] if any("coverage_2sigma" in e for e in report["summary"].values()) else []
+    header = ["method", *[m.upper() for m in metrics], "seconds/case", *["2-sigma coverage"] * len(extra), "cases"]
     body = []
     for label, e in report["summary"].items():
         cells = [label]
-        for m in [*metrics, "seconds"]:
+        for m in [*metrics, "seconds", *extra]:
             if m in e:
                 cells.append(f"{_fmt(m, e[m])} ± {_fmt(m, e[m + '_std'])}")
             else:
