@@ -12,7 +12,6 @@ sharded runs and reruns give the same numbers.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch
 from .config import RunConfig, _resolve_loader, config_hash, dump_yaml, to_dict
 from .errors import ConfigError, DataError
 from .registry import LOADERS, RECONSTRUCTORS
+from .seeding import derive_seed
 from .simulate import simulate
 from .types import Case
 
@@ -44,12 +44,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from any parts (run seed, case key, label), stable across processes and machines."""
-    text = "\x1f".join(str(p) for p in parts)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
 
 
 def case_dirname(key: str) -> str:

@@ -1,0 +1,7 @@
+"""``python -m genrecon.training --config FILE [--resume] [--set k=v]``: the entry ``torchrun`` starts."""
+
+import sys
+
+from .distributed import main
+
+sys.exit(main())
