@@ -58,6 +58,9 @@ class DataConfig:
     slices: str | int | list[int] = field(
         default="all", metadata={"doc": "'all', 'middle', an index, a list or 'start:stop[:step]'"}
     )
+    crop: int | None = field(
+        default=None, metadata={"ge": 8, "doc": "centre crop/pad to this square size first (before size)"}
+    )
     size: int | None = field(default=None, metadata={"ge": 8, "doc": "square size after crop/pad or resize"})
     resize: Literal["crop_pad", "resize"] = field(default="crop_pad", metadata={"doc": "how to reach size"})
     normalize: Literal["none", "max", "percentile", "volume_max"] = field(

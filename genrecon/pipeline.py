@@ -96,11 +96,10 @@ def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, floa
 
     case = loader.load(ref.source, ref.index)
     image = case.image
-    if cfg.data.size is not None:
+    for size, mode in _size_steps(cfg):
         if case.meta.get("slice_affine") is not None:
-            case.meta["slice_affine"] = fit_size_affine(
-                case.meta["slice_affine"], image.shape, cfg.data.size, cfg.data.resize)
-        image = fit_size(image, cfg.data.size, cfg.data.resize)
+            case.meta["slice_affine"] = fit_size_affine(case.meta["slice_affine"], image.shape, size, mode)
+        image = fit_size(image, size, mode)
     mode = cfg.data.normalize
     if mode == "volume_max":
         if ref.volume not in volume_scale:
@@ -117,11 +116,23 @@ def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, floa
     return case
 
 
+def _size_steps(cfg: RunConfig) -> list[tuple[int, str]]:
+    """The configured geometry steps: an optional centre crop/pad, then crop/pad or resize to ``size``."""
+    steps = []
+    if cfg.data.crop is not None:
+        steps.append((cfg.data.crop, "crop_pad"))
+    if cfg.data.size is not None:
+        steps.append((cfg.data.size, cfg.data.resize))
+    return steps
+
+
 def _volume_max(cfg: RunConfig, loader, source: str) -> float:
     from .io.transforms import fit_size, select_slices, volume_stat
 
     def transform(img):
-        return fit_size(img, cfg.data.size, cfg.data.resize) if cfg.data.size is not None else img
+        for size, mode in _size_steps(cfg):
+            img = fit_size(img, size, mode)
+        return img
 
     indices = select_slices(loader.n_slices(source), cfg.data.slices)
     return volume_stat(loader, source, indices, "max", transform=transform)

@@ -213,19 +213,22 @@ def _fmt(metric: str, value: float) -> str:
     if metric == "ssim":
         return f"{value:.4f}"
     if metric == "nmse":
-        return f"{value:.4g}"
+        return f"{value:.3e}"
     return f"{value:.2f}"
 
 
 def summary_table(report: dict, metrics: list[str]) -> tuple[list[str], list[list[str]]]:
     """Header and rows (mean ± std) of the aggregate table, for Markdown and the CLI."""
     extra = ["coverage_2sigma"] if any("coverage_2sigma" in e for e in report["summary"].values()) else []
-    header = ["method", *[m.upper() for m in metrics], "seconds/case", *["2-sigma coverage"] * len(extra), "cases"]
+    names = {"psnr": "PSNR (dB)", "ssim": "SSIM", "nmse": "NMSE"}
+    header = ["method", *[names[m] for m in metrics], "s/case", *["2σ coverage"] * len(extra), "cases"]
     body = []
     for label, e in report["summary"].items():
         cells = [label]
         for m in [*metrics, "seconds", *extra]:
-            if m in e:
+            if m in e and m in ("nmse", "coverage_2sigma"):
+                cells.append(_fmt(m, e[m]))
+            elif m in e:
                 cells.append(f"{_fmt(m, e[m])} ± {_fmt(m, e[m + '_std'])}")
             else:
                 cells.append("-")

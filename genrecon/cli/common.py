@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import signal
 from typing import Any, Callable
 
@@ -12,8 +13,10 @@ from rich.table import Table
 
 from ..errors import GenreconError
 
-console = Console()
-err_console = Console(stderr=True)
+# tables need ~100 columns; rich falls back to 80 when output is not a terminal (logs, pipes, CI)
+_WIDTH = max(100, shutil.get_terminal_size((100, 24)).columns)
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 def _sigterm(signum, frame):  # SLURM preemption / time limit: stop like Ctrl-C
@@ -57,7 +60,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def print_table(title: str, header: list[str], rows: list[list[str]], caption: str | None = None) -> None:
     table = Table(title=title, caption=caption, caption_justify="left")
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row)
     console.print(table)
