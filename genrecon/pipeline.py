@@ -46,6 +46,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def case_key(ref: CaseRef) -> str:
+    """The stable key of a case: ``<source stem>/<slice index>`` (seeds and folders derive from it)."""
+    return f"{Path(ref.source).name.split('.')[0]}/{ref.index}"
+
+
 def case_dirname(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key.replace("/", "__"))
 
@@ -203,7 +208,7 @@ def run(
     progress("plan", cases=len(refs), methods=cfg.labels(), out=str(out), device=str(device))
     volume_scale: dict[str, float] = {}
     for ref in refs:
-        key = f"{Path(ref.source).name.split('.')[0]}/{ref.index}"
+        key = case_key(ref)
         cdir = out / "cases" / case_dirname(key)
         records = [load_json(cdir / f"{label}.json") for label in cfg.labels()]
         done = [

@@ -26,6 +26,7 @@ COMMANDS = [
 
 for _name, _module, _func in COMMANDS:
     app.command(_name)(getattr(importlib.import_module(f"genrecon.cli.{_module}"), _func))
+app.add_typer(importlib.import_module("genrecon.cli.batch").app, name="batch")
 
 
 def _version(value: bool) -> None:

@@ -20,6 +20,9 @@ def reconstruct(
     dry_run: bool = typer.Option(False, "--dry-run", help="validate the config and list the cases, run nothing"),
     shard: Optional[str] = typer.Option(None, "--shard", help="process shard I/N of the cases (0-based I)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    no_evaluate: bool = typer.Option(
+        False, "--no-evaluate", help="only reconstruct (e.g. one shard of many); run 'genrecon evaluate' later"
+    ),
 ) -> None:
     """Simulate measurements and reconstruct them with each configured method; print the comparison."""
     from ..pipeline import make_loader, plan, run, shard as take_shard
@@ -52,7 +55,11 @@ def reconstruct(
             elif event == "case_skip":
                 bar.advance(task, len(cfg.reconstructors))
 
-        report = run(cfg, progress=progress, shard_index=i, shard_count=n)
+        report = run(cfg, progress=progress, shard_index=i, shard_count=n, evaluate=not no_evaluate)
+    if report is None:
+        console.print(f"reconstructions written to {Path(cfg.output.dir).resolve()}; "
+                      f"merge and score them with: genrecon evaluate {cfg.output.dir}")
+        return
     header, rows = summary_table(report, list(cfg.evaluate.metrics))
     print_table(
         f"{cfg.modality.upper()} reconstruction, {report['cases']} case(s)",
