@@ -121,6 +121,9 @@ class RunConfig:
     version: int = SUPPORTED_VERSION
     seed: int = field(default=0, metadata={"ge": 0})
     device: str = "auto"
+    threads: int | None = field(
+        default=None, metadata={"ge": 1, "doc": "CPU threads for torch (null: torch's default, one per core)"}
+    )
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property

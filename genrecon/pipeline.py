@@ -192,6 +192,8 @@ def run(
     from .report import evaluate_run, load_json
 
     progress = progress or (lambda event, **kw: None)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     out = Path(cfg.output.dir)
     loader = make_loader(cfg)

@@ -124,7 +124,13 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats of the best lambda (min is kept)")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0, help="mask seed")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for every method (torch, BART's OpenMP, SigPy's numba); default: all cores")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = str(args.threads)  # read by the bart subprocess; numba reads it at import
 
     from genrecon.operators.fft import fft2c
     from genrecon.registry import MASKS
