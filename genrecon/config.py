@@ -63,8 +63,10 @@ class DataConfig:
     )
     size: int | None = field(default=None, metadata={"ge": 8, "doc": "square size after crop/pad or resize"})
     resize: Literal["crop_pad", "resize"] = field(default="crop_pad", metadata={"doc": "how to reach size"})
-    normalize: Literal["none", "max", "percentile", "volume_max"] = field(
-        default="volume_max", metadata={"doc": "intensity normalisation of the ground truth"}
+    normalize: Literal["none", "max", "percentile", "volume_max", "hu_unit"] = field(
+        default="volume_max",
+        metadata={"doc": "intensity normalisation of the ground truth; hu_unit: CT (clip(HU, -1024, 3071) + 1024) "
+                         "/ 4095, the convention of the shipped CT priors"},
     )
 
 

@@ -30,6 +30,9 @@ from .types import Case
 
 Progress = Callable[..., None]
 
+#: the HU window of ``data.normalize: hu_unit`` (as the shipped CT priors' training data)
+HU_MIN, HU_MAX = -1024.0, 3071.0
+
 
 @dataclass(frozen=True)
 class CaseRef:
@@ -112,6 +115,13 @@ def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, floa
         scale = volume_scale[ref.volume]
         image = image / scale if scale > 0 else image
         info = {"mode": "volume_max", "scale": scale}
+    elif mode == "hu_unit":
+        if case.meta.get("units") != "HU":
+            raise ConfigError(f"data.normalize: hu_unit needs CT images in HU; {ref.source} holds "
+                              f"'{case.meta.get('units')}' values")
+        image = (image.clamp(HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN)
+        case.meta["units"] = "normalised"
+        info = {"mode": "hu_unit", "hu_offset": -HU_MIN, "hu_scale": HU_MAX - HU_MIN}
     else:
         image, info = normalize(image, mode)
     if not torch.isfinite(image.abs() if image.is_complex() else image).all():
