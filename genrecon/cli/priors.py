@@ -18,6 +18,7 @@ def priors(
     folder: list[Path] = typer.Option([], "--dir", help="also list the .pt priors in this folder (repeatable)"),
 ) -> None:
     """List the priors shipped with genrecon (and in --dir folders); with a NAME, show its model card."""
+    from ..errors import CheckpointError
     from ..priors.checkpoint import read_checkpoint
     from ..priors.pretrained import PREFIX, available, model_card, render_model_card
 
@@ -34,12 +35,21 @@ def priors(
     entries = [(f"{PREFIX}{n}", PREFIX + n) for n in available()]
     for f in folder:
         entries += [(str(p), str(p)) for p in sorted(Path(f).glob("**/*.pt"))]
+    skipped = []
     for label, ref in entries:
-        meta, path = read_checkpoint(ref)
-        params = meta.get("n_parameters") or meta.get("parameters") or ""
+        try:
+            meta, path = read_checkpoint(ref)
+        except CheckpointError:
+            if label.startswith(PREFIX):
+                raise
+            skipped.append(label)  # a training checkpoint or another .pt file: not a prior
+            continue
+        params = f"{meta['param_count']:,}" if meta.get("param_count") else ""
         table.add_row(label, str(meta.get("kind")), str(meta.get("image_size")), str(meta.get("steps")),
                       str(params), str(path))
     if not entries:
         console.print("no priors found: train one with 'genrecon train-prior --config configs/train_prior_*.yaml'")
         return
     console.print(table)
+    if skipped:
+        console.print(f"not priors (training checkpoints or other files): {', '.join(skipped)}")
