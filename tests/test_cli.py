@@ -214,3 +214,30 @@ def test_nifti_output_keeps_the_source_affine(tmp_path):
     # the written ground truth is the source data at those positions (normalised by its max, 1)
     t = np.asarray(truth.dataobj)
     assert np.isclose(t.max(), 1.0) and np.isclose(t.sum(), 2 * vol[:, :, 1].sum())
+
+
+@pytest.mark.parametrize("modality", ["mri", "ct"])
+def test_check_operator_reports_a_matched_adjoint(tmp_path, modality):
+    cfg = quick_mri_config(tmp_path / "run")
+    if modality == "ct":
+        cfg["simulate"] = {"modality": "ct", "angles": {"kind": "sparse", "n_views": 30}}
+    res = invoke("check-operator", "--config", write_cfg(tmp_path, cfg), "--json", "--repeats", 2)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["adjoint_error_float64"] < 1e-10 and out["adjoint_error_float32"] < 1e-4
+    assert out["norm"] > 0 and out["forward_ms"] > 0 and out["adjoint_ms"] > 0
+    assert not (tmp_path / "run").exists()
+
+
+def test_ct_bad_geometry_one_line_errors(tmp_path):
+    cfg = quick_mri_config(tmp_path / "run")
+    cfg["simulate"] = {"modality": "ct", "angles": {"kind": "list", "values_deg": []}}
+    res = invoke("reconstruct", "--config", write_cfg(tmp_path, cfg))
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    cfg["simulate"] = {"modality": "ct", "angles": {"kind": "limited", "n_views": 10, "span_deg": 400}}
+    res = invoke("reconstruct", "--config", write_cfg(tmp_path, cfg))
+    assert res.exit_code == 2 and "span" in res.output and "Traceback" not in res.output
+    cfg["simulate"] = {"modality": "ct", "geometry": "fan", "source_distance": 10, "detector_distance": 10}
+    res = invoke("reconstruct", "--config", write_cfg(tmp_path, cfg), "-q")
+    assert res.exit_code == 2 and "Traceback" not in res.output and "source" in res.output
+    assert not list((tmp_path / "run").rglob("*.npy")) if (tmp_path / "run").exists() else True
