@@ -70,7 +70,9 @@ class DPS(Reconstructor):
         prior: ``pretrained:<name>`` or the path of a ``diffusion`` prior from ``genrecon train-prior``
             (an already-built prior module is accepted from Python).
         steps: sampling steps (network evaluations per sample).
-        zeta: DPS step size on the gradient of ``||y - A x0_hat||`` (``consistency: none``).
+        zeta: DPS step size on the gradient of ``||y - A x0_hat||`` (``consistency: none``). Defaults are
+            tuned on training slices (benchmarks/dps.md): 10 for MRI images in [0, 1]; its useful value grows
+            about as 1 / intensity_scale (CT in attenuation units with intensity_scale 0.15: 30).
         eta: stochasticity of each step: 1 = ancestral (DDPM), 0 = DDIM (deterministic).
         samples: posterior samples drawn in one batch.
         estimate: report the samples' ``mean`` or the first ``sample``.
@@ -87,13 +89,13 @@ class DPS(Reconstructor):
         *,
         prior,
         steps: int = 100,
-        zeta: float = 1.0,
+        zeta: float = 10.0,
         eta: float = 1.0,
         samples: int = 1,
         estimate: Literal["mean", "sample"] = "mean",
         consistency: Literal["none", "project"] = "none",
-        cg_iter: int = 5,
-        gamma: float = 0.05,
+        cg_iter: int = 10,
+        gamma: float = 0.002,
         intensity_scale: float = 1.0,
         clip: bool = True,
     ):
