@@ -76,3 +76,26 @@ def test_dps_with_a_trained_prior_in_a_run_and_wrong_size_error(tmp_path):
     p.write_text(yaml.safe_dump(cfg))
     res = runner.invoke(app, ["reconstruct", "--config", str(p), "--dry-run"])
     assert res.exit_code == 2 and "generator" in res.output
+
+
+def test_init_from_continues_an_exported_prior_and_refuses_another_architecture(tmp_path):
+    import torch
+
+    from genrecon.priors.checkpoint import load_prior
+
+    res, out = _train(tmp_path)
+    assert res.exit_code == 0, res.output
+    src, _ = load_prior(out / "prior.pt")
+    data = tmp_path / "tiny.h5"
+    base = ["train-prior", "--config", str(ROOT / "configs" / "train_prior_tiny.yaml"), "-q",
+            "--set", f"data.path={data}", "--set", "train.steps=1", "--set", "train.lr=1e-12",
+            "--set", "train.warmup_steps=0", "--set", f"train.init_from={out / 'prior.pt'}"]
+    res = runner.invoke(app, [*base, "--set", f"output.dir={tmp_path / 'cont'}",
+                              "--set", f"output.export={tmp_path / 'cont' / 'prior.pt'}"])
+    assert res.exit_code == 0, res.output
+    cont, _ = load_prior(tmp_path / "cont" / "prior.pt")
+    for (k, a), (_, b) in zip(src.state_dict().items(), cont.state_dict().items()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+    res = runner.invoke(app, [*base, "--set", f"output.dir={tmp_path / 'other'}", "--set", "model.base_channels=16",
+                              "--set", f"output.export={tmp_path / 'other' / 'prior.pt'}"])
+    assert res.exit_code == 1 and "another architecture" in res.output and "Traceback" not in res.output

@@ -152,6 +152,11 @@ class TrainSection:
     log_every: int = field(default=50, metadata={"ge": 1, "doc": "steps between loss.csv rows"})
     n_samples: int = field(default=16, metadata={"ge": 1, "doc": "images per sample grid"})
     sample_steps: int = field(default=50, metadata={"ge": 1, "doc": "diffusion sampler steps for grids"})
+    init_from: str | None = field(
+        default=None,
+        metadata={"doc": "start from an exported prior's weights (e.g. pretrained:brain-mri-128-diffusion): "
+                         "continue training a shipped prior in a new run; its architecture must match"},
+    )
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,8 @@ class _Trainer:
         self.task = make_task(cfg)
         init_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "init"))
         self.model = self.task.build(init_gen).to(self.device).train()
+        if t.init_from:
+            self._init_from(t.init_from)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.ema = EMA(self.model, t.ema) if t.ema > 0 else None
         self.noise_gen = torch.Generator(self.device).manual_seed(derive_seed(cfg.seed, "noise", dist.rank))
@@ -155,6 +157,21 @@ class _Trainer:
         self.last_train_loss: float | None = None
         self.last_val_loss: float | None = None
         self._eval_model: torch.nn.Module | None = None
+
+    def _init_from(self, ref: str) -> None:
+        """Copy the weights of an exported prior (same kind, size and architecture) into the model."""
+        from ..errors import CheckpointError
+        from ..priors.checkpoint import load_prior
+
+        prior, meta = load_prior(ref, kind=self.cfg.kind, image_size=self.cfg.data.size, purpose="train.init_from")
+        try:
+            self.model.load_state_dict({k: v.float() for k, v in prior.state_dict().items()})
+        except RuntimeError:
+            raise CheckpointError(
+                f"train.init_from: {ref} has another architecture ({meta.get('arch_params')}) than this config's "
+                "model section; copy its model settings (genrecon priors NAME shows them)"
+            ) from None
+        self.init_steps = int(meta.get("steps") or 0)
 
     # -- state -------------------------------------------------------------------------------------
     def save_state(self) -> None:
