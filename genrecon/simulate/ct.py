@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, ShapeError
@@ -200,9 +202,22 @@ class Config:
     noise: CTNoiseConfig = field(default_factory=CTNoiseConfig, metadata={"doc": "noise model"})
     hu_to_mu: HUConfig = field(default_factory=HUConfig, metadata={"doc": "image values -> attenuation per pixel"})
     normalize: bool = field(default=True, metadata={"doc": "scale the operator to norm 1 (y scaled alike)"})
+    sinogram: str | None = field(
+        default=None,
+        metadata={"doc": "measured line integrals instead of simulated ones: a .npy of shape (n_views, "
+                         "n_detectors), or (slices, n_views, n_detectors) indexed by the data's slice index; "
+                         "the geometry must describe how it was acquired; noise must be none"},
+    )
 
     def problems(self) -> list[str]:
         out = []
+        if self.sinogram is not None:
+            if not self.sinogram.lower().endswith(".npy"):
+                out.append(f"sinogram: expected a .npy file, got {self.sinogram!r}")
+            elif not Path(self.sinogram).is_file():
+                out.append(f"sinogram: file not found: {self.sinogram}")
+            if self.noise.kind != "none":
+                out.append("sinogram: a measured sinogram already holds its noise; set noise.kind: none")
         if self.geometry == "parallel":
             for name in ("source_distance", "detector_distance"):
                 if getattr(self, name) is not None:
@@ -298,6 +313,33 @@ def attenuation(case: Case, cfg: HUConfig) -> torch.Tensor:
     return (1.0 + image / 1000.0).clamp(min=0.0) * (mu_water * pixel)
 
 
+def measured_sinogram(path: str, case: Case, shape: tuple[int, int]) -> torch.Tensor:
+    """Line integrals of ``case`` from a ``.npy`` file: ``(V, D)`` or ``(slices, V, D)`` by slice index.
+
+    Returns ``(1, 1, V, D)`` float64. A wrong shape is a :class:`ShapeError` naming both shapes; NaN or
+    infinite values, or a file numpy cannot read, a :class:`DataError` naming the file.
+    """
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy sinogram ({exc})") from None
+    if data.ndim == 3:
+        index = int(case.meta.get("slice") or 0)
+        if not 0 <= index < data.shape[0]:
+            raise ShapeError(f"{path}: holds {data.shape[0]} sinograms, the case {case.key} needs index {index}")
+        data = data[index]
+    if data.ndim != 2 or tuple(data.shape) != tuple(shape):
+        raise ShapeError(
+            f"{path}: expected a sinogram of shape (n_views, n_detectors) = {tuple(shape)} for this geometry, "
+            f"got {tuple(data.shape)}: set simulate.angles and n_detectors to how it was acquired"
+        )
+    sino = torch.from_numpy(np.array(data, dtype=np.float64))
+    if not torch.isfinite(sino).all():
+        bad = int((~torch.isfinite(sino)).sum())
+        raise DataError(f"{path}: {bad} NaN or infinite values in the sinogram of {case.key}")
+    return sino[None, None]
+
+
 def simulate(case: Case, cfg: Config, *, generator: torch.Generator, device="cpu") -> Measurement:
     """Simulate the sinogram of ``case`` (see the module docstring).
 
@@ -318,7 +360,10 @@ def simulate(case: Case, cfg: Config, *, generator: torch.Generator, device="cpu
     p = clean.detach().to("cpu", torch.float64) / scale  # physical line integrals
     noise = cfg.noise
     info: dict = {}
-    if noise.kind == "gaussian":
+    if cfg.sinogram is not None:
+        p_noisy = measured_sinogram(cfg.sinogram, case, tuple(p.shape[-2:]))
+        info["measured"] = cfg.sinogram
+    elif noise.kind == "gaussian":
         draw = torch.randn(p.shape, generator=generator, dtype=torch.float64, device=generator.device).cpu()
         p_noisy = p + float(noise.sigma) * draw
     elif noise.kind == "poisson":
