@@ -409,9 +409,10 @@ class _Trainer:
             normalisation=self.data.normalisation,
             training=config_to_dict(cfg),
             data=self.data.summary,
-            steps=self.step,
+            steps=self.step + getattr(self, "init_steps", 0),  # counting the steps of a train.init_from prior
             extra={
                 "name": cfg.output.name,
+                "init_from": cfg.train.init_from,
                 "ema": cfg.train.ema,
                 "train_loss": self.last_train_loss,
                 "val_loss": self.last_val_loss,
