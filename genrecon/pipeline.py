@@ -16,12 +16,12 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .config import RunConfig, _resolve_loader, config_hash, dump_yaml, to_dict
+from .config import RunConfig, _resolve_loader, config_hash, dump_yaml
 from .errors import ConfigError, DataError
 from .registry import LOADERS, RECONSTRUCTORS
 from .seeding import derive_seed
@@ -283,7 +283,3 @@ def run(
     if not evaluate:
         return None
     return evaluate_run(out, progress=progress)
-
-
-def config_dict(cfg: RunConfig) -> dict:
-    return to_dict(cfg)

@@ -263,7 +263,7 @@ def _write_reports(run_dir: Path, report: dict, metrics: list[str], cfg) -> None
         f"# genrecon report: {run_dir.name}",
         "",
         f"- modality: {report['modality']}, cases: {report['cases']}",
-        f"- measurement: " + ", ".join(f"{k} = {_short(v)}" for k, v in report["measurement"].items()),
+        "- measurement: " + ", ".join(f"{k} = {_short(v)}" for k, v in report["measurement"].items()),
         f"- conventions: {report['conventions']}",
         "",
         "| " + " | ".join(header) + " |",

@@ -19,7 +19,6 @@ the first sample, and ``info["std"]`` holds the per-pixel standard deviation.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -174,7 +173,6 @@ class DPS(Reconstructor):
         lo, hi = self.prior.to_model(torch.tensor(0.0)).item(), self.prior.to_model(torch.tensor(1.0)).item()
         aty = op.adjoint(yb) if self.consistency == "project" else None
         lip = None
-        last_x0 = x
         for i in range(self.steps):
             t, t_next = ts[i], ts[i + 1]
             if self.consistency == "none":
@@ -207,7 +205,6 @@ class DPS(Reconstructor):
                         x0_hat = x0_hat.clamp(lo, hi)
                     eps = sched.eps_from_x0(x, x0_hat, sched.as_batch(t, x))
                     x = sched.step(x, x0_hat, eps, t, t_next, eta=self.eta, generator=gen)
-            last_x0 = x0_hat
             if callback is not None:
                 callback(i + 1, x0_hat)
         # the terminal state is x0 (the last step goes to the clean time)
@@ -222,5 +219,4 @@ class DPS(Reconstructor):
             if n <= 16:
                 self.info["samples"] = mags.detach().cpu()
         est = images.mean(dim=0, keepdim=True) if self.estimate == "mean" else images[:1]
-        del last_x0
         return est
