@@ -53,20 +53,12 @@ def adjoint_errors(fwd, adj, shape_x, shape_y, scale: float = 1.0, seed: int = 0
     """Adjoint errors of numpy callables (``adj`` multiplied by ``scale``), zero-mean Gaussian x, y in float32.
 
     Returns ``(scale_free, relative)``: ``|<Ax,y> - <x,A'y>| / (||A|| ||x|| ||y||)`` (genrecon's measure) and
-    ``|<Ax,y> - <x,A'y>| / |<Ax,y>|`` (the mismatch relative to the inner product itself).
+    ``|<Ax,y> - <x,A'y>| / |<Ax,y>|`` (the mismatch relative to the inner product itself). The measure is
+    shared with ``genrecon benchmark operators`` (``genrecon.benchmark.peers.numpy_adjoint_errors``).
     """
-    rng = np.random.default_rng(seed)
-    v = rng.standard_normal(shape_x).astype(np.float32)
-    for _ in range(20):  # power method for ||A||
-        v = scale * adj(fwd(v))
-        v /= np.linalg.norm(v)
-    norm = math.sqrt(float(np.vdot(v, scale * adj(fwd(v))).real))
-    x = rng.standard_normal(shape_x).astype(np.float32)
-    y = rng.standard_normal(shape_y).astype(np.float32)
-    lhs = float(np.vdot(fwd(x).astype(np.float64), y.astype(np.float64)))
-    rhs = float(np.vdot(x.astype(np.float64), scale * adj(y).astype(np.float64)))
-    scale_free = abs(lhs - rhs) / (norm * float(np.linalg.norm(x)) * float(np.linalg.norm(y)))
-    return float(scale_free), float(abs(lhs - rhs) / abs(lhs))
+    from genrecon.benchmark.peers import numpy_adjoint_errors
+
+    return numpy_adjoint_errors(fwd, adj, shape_x, shape_y, scale=scale, seed=seed)
 
 
 def bench_genrecon(repeats: int) -> list[dict]:

@@ -9,7 +9,9 @@ Methods: zero-filled (MRI) / FBP ramp (CT), ``fista_tv`` (lam tuned on training 
 ``dps`` (gradient guidance), ``dps`` with ``consistency: project`` and, with ``--generator``,
 ``latent_inversion``. Metrics: PSNR and SSIM with data range 1 in image units (CT: mu / 0.15), mean and std
 over slices; seconds per slice; NFE; 2-sigma coverage of the per-pixel std map (fraction of pixels with
-``|mean - truth| <= 2 std``, methods with ``samples > 1``); peak CUDA memory.
+``|mean - truth| <= 2 std``, methods with ``samples > 1``); peak memory (CUDA allocations, or the CPU's
+resident set size). The settings, defaults and per-slice measurement are those of ``genrecon benchmark
+generative`` (``genrecon/benchmark/generative.py``); this script adds tuning and the --generator option.
 
 ``--tune`` first picks FISTA-TV's lam per setting and runs a small DPS grid on TRAINING slices
 (``train/images``), prints the choices and uses them for the val run.
@@ -30,81 +32,37 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genrecon.metrics import psnr, ssim  # noqa: E402
-from genrecon.registry import RECONSTRUCTORS  # noqa: E402
-from genrecon.schema import parse  # noqa: E402
-from genrecon.simulate import ct as ct_sim  # noqa: E402
-from genrecon.simulate import mri as mri_sim  # noqa: E402
-from genrecon.types import Case  # noqa: E402
+from genrecon.benchmark.common import mean_std  # noqa: E402  (shared with the generative suite)
+from genrecon.benchmark.generative import (  # noqa: E402  (settings and helpers shared with `genrecon benchmark`)
+    DPS_GRAD,
+    DPS_PROJECT,
+    DPS_SETTINGS,
+    FISTA_ITER,
+    LAM_DEFAULT,
+    LAM_GRID,
+    MU_PER_UNIT,
+    SETTINGS,
+    ZETA,
+    run_method,
+    simulate,
+)
+from genrecon.benchmark.images import held_out  # noqa: E402
 
-MU_PER_UNIT = 0.15
-DATA = {"mri": ROOT / "data/prepared/brain-mri-128.h5", "ct": ROOT / "data/prepared/head-ct-128.h5"}
+DATA_DIR = ROOT / "data/prepared"
 PRIORS = {
     "mri": ROOT / "genrecon/data/priors/brain-mri-128-diffusion.pt",
     "ct": ROOT / "genrecon/data/priors/head-ct-128-diffusion.pt",
 }
-SETTINGS = {
-    "mri4": ("mri", {"modality": "mri", "mask": {"name": "random", "acceleration": 4, "center_fraction": 0.08},
-                     "noise": {"sigma": 0.002}}),
-    "mri8": ("mri", {"modality": "mri", "mask": {"name": "random", "acceleration": 8, "center_fraction": 0.08},
-                     "noise": {"sigma": 0.002}}),
-    "ct60": ("ct", {"modality": "ct", "angles": {"kind": "sparse", "n_views": 60}}),
-    "ct30": ("ct", {"modality": "ct", "angles": {"kind": "sparse", "n_views": 30}}),
-    "ct_lim90": ("ct", {"modality": "ct", "angles": {"kind": "limited", "span_deg": 90, "n_views": 90}}),
-}
-for _mod, _cfg in SETTINGS.values():
-    if _mod == "ct":
-        _cfg.update(noise={"kind": "poisson", "i0": 100000},
-                    hu_to_mu={"kind": "linear", "mu_per_unit": MU_PER_UNIT}, normalize=True)
-
-#: FISTA-TV lam grids (MRI: image units in [0, 1]; CT: mu units with ||A|| = 1) and defaults without tuning
-LAM_GRID = {"mri": [5e-4, 1e-3, 2e-3, 5e-3], "ct": [2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4]}
-LAM_DEFAULT = {"mri4": 2e-3, "mri8": 2e-3, "ct60": 5e-6, "ct30": 1e-5, "ct_lim90": 1e-5}
-FISTA_ITER = 100
-
-#: the DPS defaults chosen by `--tune` on training slices (see benchmarks/dps.md)
-DPS_GRAD = {"steps": 100, "eta": 1.0}
-#: gradient-DPS step size per modality: zeta acts on model-space gradients that scale with intensity_scale
-#: (0.15 for CT), so CT needs a larger one; tune each modality with its own --tune-dps-settings run
-ZETA = {"mri": 10.0, "ct": 30.0}
-DPS_PROJECT = {"consistency": "project", "steps": 100, "eta": 1.0, "gamma": 0.002, "cg_iter": 10}
-
-
-def slice_indices(n_total: int, n: int) -> list[int]:
-    """``n`` evenly spaced indices strictly inside ``[0, n_total)`` (the first/last slices are mostly air)."""
-    if n <= 0:
-        return []
-    return [int(round(v)) for v in np.linspace(0, n_total - 1, n + 2)[1:-1]]
 
 
 def load_slices(modality: str, split: str, n: int) -> list[tuple[str, torch.Tensor]]:
-    """``n`` images ``(1, 128, 128)`` float32 in [0, 1] from ``split`` (``train`` or ``val``)."""
-    with h5py.File(DATA[modality], "r") as f:
-        images = f[f"{split}/images"]
-        idx = slice_indices(images.shape[0], n)
-        return [(f"{modality}-{split}/{i}", torch.from_numpy(np.asarray(images[i], dtype=np.float32))[None])
-                for i in idx]
-
-
-def simulate(setting: str, key: str, image: torch.Tensor, seed: int, device):
-    """The measurement of one slice: ``(y, op, truth (1, 1, H, W) in image units, intensity scale)``."""
-    modality, raw = SETTINGS[setting]
-    module = mri_sim if modality == "mri" else ct_sim
-    problems: list[str] = []
-    cfg = parse(module.Config, raw, "simulate", problems)
-    if problems:
-        raise SystemExit("; ".join(problems))
-    gen = torch.Generator().manual_seed(seed)
-    m = module.simulate(Case(key, image, {"units": "normalised"}), cfg, generator=gen, device=device)
-    scale = 1.0 if modality == "mri" else MU_PER_UNIT
-    return m.y, m.op, image[None].to(device), scale
+    """``n`` evenly spaced interior images ``(1, 128, 128)`` float32 in [0, 1] from ``split`` (``train``/``val``)."""
+    return held_out(DATA_DIR, modality, n, split)
 
 
 def methods_for(setting: str, args, lams: dict, dps_grad: dict, dps_proj: dict) -> list[tuple[str, str, dict]]:
@@ -131,38 +89,6 @@ def methods_for(setting: str, args, lams: dict, dps_grad: dict, dps_proj: dict) 
     return out
 
 
-def run_method(name: str, params: dict, y, op, truth, scale: float, seed: int, device, cache: dict) -> dict:
-    """Reconstruct one measurement; returns psnr, ssim, seconds, nfe, coverage, peak memory."""
-    key = (name, json.dumps(params, sort_keys=True, default=str))
-    if key not in cache:  # loading a prior once per configuration
-        recon = RECONSTRUCTORS.build(name, params)
-        if hasattr(recon, "to") and name in ("dps", "latent_inversion"):
-            recon = recon.to(device)
-        cache[key] = recon
-    recon = cache[key]
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    with torch.no_grad() if name in ("zero_filled", "fbp", "fista_tv") else torch.enable_grad():
-        x = recon(y, op, generator=torch.Generator().manual_seed(seed + 1))
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    est = (x.detach().real if x.is_complex() else x.detach()) / scale
-    est_mag = x.detach().abs() / scale
-    row = {"psnr": psnr(est_mag, truth, 1.0), "ssim": ssim(est_mag, truth, 1.0), "seconds": seconds,
-           "nfe": recon.info.get("nfe", recon.info.get("iterations", 0)), "coverage": None, "peak_mb": None}
-    std = recon.info.get("std")
-    if isinstance(std, torch.Tensor):
-        s = std.detach().reshape(truth.shape[-2:]) / scale
-        err = (est.reshape(truth.shape[-2:]) - truth.reshape(truth.shape[-2:])).abs()
-        row["coverage"] = float((err <= 2 * s).double().mean())
-    if torch.device(device).type == "cuda":
-        row["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return row
-
-
 def evaluate(setting: str, images, methods, args, device, cache) -> dict[str, list[dict]]:
     """Run ``methods`` on every image of ``images``; per-method lists of per-slice rows."""
     rows: dict[str, list[dict]] = {label: [] for label, _, _ in methods}
@@ -174,13 +100,6 @@ def evaluate(setting: str, images, methods, args, device, cache) -> dict[str, li
             if args.verbose:
                 print(f"  {setting} {key} {label}: {r['psnr']:.2f} dB {r['ssim']:.3f} {r['seconds']:.1f}s", flush=True)
     return rows
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return math.nan, math.nan
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
 def summarise(results: dict) -> list[dict]:
@@ -279,7 +198,7 @@ def tune(args, device, settings, cache) -> tuple[dict, dict, dict]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slices", type=int, default=4, help="held-out val slices per modality (evenly spaced)")
-    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma list of {', '.join(SETTINGS)}")
+    ap.add_argument("--settings", default=",".join(DPS_SETTINGS), help=f"comma list of {', '.join(SETTINGS)}")
     ap.add_argument("--samples", type=int, default=1, help="DPS posterior samples per slice (>1: std map, coverage)")
     ap.add_argument("--steps", type=int, default=None, help="override the DPS steps of both variants")
     ap.add_argument("--no-grad-dps", action="store_true", help="skip gradient DPS (slow: backprop per step)")

@@ -9,7 +9,9 @@ wall time of the best lambda's run (BART: the whole `bart pics` process, as a us
 
     python scripts/bench_mri.py [--json out.json] [--repeats 3]
 
-A peer that is not installed is printed as "missing" with how to install it.
+A peer that is not installed is printed as "missing" with how to install it. The peers are run by
+``genrecon.benchmark.peers`` (shared with ``genrecon benchmark classical``, which runs this comparison on
+all five bundled slices).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,17 +33,10 @@ LAMBDAS = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 
 
 def mid_axial_slice() -> np.ndarray:
-    from importlib import resources
+    """The mid-axial MNI152 slice of the bundled sample (``samples.json``), 256x256, divided by its maximum."""
+    from genrecon.benchmark.images import bundled_slices, mid_axial_index
 
-    from genrecon.io.transforms import fit_size
-    from genrecon.registry import LOADERS
-
-    info = json.loads(resources.files("genrecon.data.samples").joinpath("samples.json").read_text())
-    entry = info["brain-mri"] if "brain-mri" in info else next(v for v in info.values() if "brain" in str(v))
-    index = entry.get("mid_axial_index", 0)
-    loader = LOADERS.build("sample", {})
-    img = loader.load("sample:brain-mri", index).image.abs().float()
-    img = fit_size(img, 256, "crop_pad")
+    img = bundled_slices("brain-mri", 256, indices=[mid_axial_index()])[0][1]
     img = img / img.max()
     return img[0].numpy().astype(np.float64)
 
@@ -78,44 +72,16 @@ def run_zero_filled(ksp: torch.Tensor, mask: torch.Tensor):
     return ifft2c(ksp).abs()[0, 0].numpy()
 
 
-def _write_cfl(path: Path, arr: np.ndarray) -> None:
-    arr = np.asarray(arr, dtype=np.complex64)
-    dims = list(arr.shape) + [1] * (16 - arr.ndim)
-    path.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(map(str, dims)) + "\n")
-    arr.T.astype(np.complex64).tofile(path.with_suffix(".cfl"))  # BART is column-major
-
-
-def _read_cfl(path: Path) -> np.ndarray:
-    dims = [int(d) for d in path.with_suffix(".hdr").read_text().splitlines()[1].split()]
-    n = int(np.prod(dims))
-    data = np.fromfile(path.with_suffix(".cfl"), dtype=np.complex64, count=n)
-    shape = [d for d in dims]
-    while len(shape) > 2 and shape[-1] == 1:
-        shape.pop()
-    return data.reshape(shape, order="F")
-
-
 def run_bart(ksp: np.ndarray, lam: float, n_iter: int, workdir: Path):
-    # BART's k-space centre convention matches the centred FFT: write k-space as (x, y) = (H, W)
-    _write_cfl(workdir / "ksp", ksp)
-    _write_cfl(workdir / "sens", np.ones_like(ksp))
-    cmd = ["bart", "pics", "-S", "-d0", "-i", str(n_iter), "-R", f"T:3:0:{lam}",
-           str(workdir / "ksp"), str(workdir / "sens"), str(workdir / "out")]
+    from genrecon.benchmark.peers import bart_pics_tv
 
-    def go():
-        subprocess.run(cmd, check=True, capture_output=True)
-        return np.abs(_read_cfl(workdir / "out"))
-
-    return go
+    return bart_pics_tv(ksp, lam, n_iter, workdir)
 
 
 def run_sigpy(ksp: np.ndarray, mask: np.ndarray, lam: float, n_iter: int):
-    import sigpy.mri.app as app
+    from genrecon.benchmark.peers import sigpy_tv
 
-    y = ksp[None].astype(np.complex64)
-    mps = np.ones_like(y)
-    return lambda: np.abs(app.TotalVariationRecon(y, mps, lam, weights=mask.astype(np.float32), max_iter=n_iter,
-                                                  show_pbar=False).run())
+    return sigpy_tv(ksp, mask, lam, n_iter)
 
 
 def main() -> int:
@@ -136,22 +102,18 @@ def main() -> int:
     from genrecon.registry import MASKS
     from genrecon.simulate.masks import achieved_acceleration
 
-    x = mid_axial_slice()
-    have_bart = shutil.which("bart") is not None
-    try:
-        import sigpy  # noqa: F401
+    from genrecon.benchmark import peers
 
-        have_sigpy = True
-    except ImportError:
-        have_sigpy = False
+    x = mid_axial_slice()
+    have_bart, have_sigpy = peers.available("bart"), peers.available("sigpy")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads")
     print("image: mid-axial MNI152 2009a T1 slice, 256x256, [0,1]; noiseless; data_range 1; "
           f"{args.iters} iterations; best of lambdas {LAMBDAS}")
     if not have_bart:
-        print("BART: missing (apt-get install bart)")
+        print(f"BART: {peers.missing_reason('bart')}")
     if not have_sigpy:
-        print("SigPy: missing (pip install sigpy)")
+        print(f"SigPy: {peers.missing_reason('sigpy')}")
     results = []
     for acc in (4, 8):
         mask = MASKS.build("random", {"acceleration": acc, "center_fraction": 0.08})(

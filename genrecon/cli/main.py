@@ -22,6 +22,7 @@ COMMANDS = [
     ("check-operator", "check_operator", "check_operator"),
     ("train-prior", "train_prior", "train_prior"),
     ("priors", "priors", "priors"),
+    ("benchmark", "benchmark", "benchmark"),
 ]
 
 for _name, _module, _func in COMMANDS:

@@ -1,0 +1,95 @@
+"""``RESULTS.md``: every suite document found in a folder, rendered as Markdown tables with their conventions.
+
+The page is regenerated from the JSON files each time a suite finishes, so running one suite keeps the
+others' results; each section says on which machine, with which versions and when its numbers were taken.
+
+Example:
+    >>> md_table(["a", "b"], [["1", "x|y"]])
+    '| a | b |\\n|---|---|\\n| 1 | x\\\\|y |'
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import machine_line, write_text
+
+ORDER = ("operators", "classical", "generative", "scaling", "smoke")
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(columns: list[str], rows: list[list[str]]) -> str:
+    """A GitHub Markdown table (``|`` in cells escaped)."""
+    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load_documents(out_dir: Path) -> list[dict[str, Any]]:
+    """The suite documents ``<out_dir>/<suite>.json`` present, in the suites' order (unreadable ones skipped)."""
+    docs = []
+    for name in ORDER:
+        path = Path(out_dir) / f"{name}.json"
+        if not path.is_file():
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("suite") == name:
+            docs.append(doc)
+    return docs
+
+
+def _peers_line(peers: dict[str, dict]) -> str:
+    parts = []
+    for name, st in peers.items():
+        if st.get("status") == "present":
+            parts.append(f"{name} {st.get('version', '')}".strip())
+        else:
+            parts.append(f"{name}: missing ({st.get('reason', '?')})")
+    return "; ".join(parts)
+
+
+def render(docs: list[dict[str, Any]]) -> str:
+    """The Markdown page for ``docs``."""
+    out = ["# genrecon benchmark results", "",
+           "Written by `genrecon benchmark` from the suite files (`<suite>.json`) in this folder; rerun a suite to "
+           "update its section (`genrecon benchmark SUITE --out DIR`). Every table states its metric conventions: "
+           "numbers taken under other conventions (fastMRI: data_range = the volume's maximum; DIVal: max - min) are "
+           "not directly comparable; each quality table gives the conversion for its images.", ""]
+    if not docs:
+        out.append("No suite results yet.")
+    for doc in docs:
+        m = doc.get("machine", {})
+        out += [f"## {doc.get('title', doc.get('suite'))}", ""]
+        if doc.get("quick"):
+            out += ["**Quick run** (`--quick`): fewer sizes, slices and iterations; it checks the code, its numbers "
+                    "are not representative.", ""]
+        opts = doc.get("options", {})
+        out += [f"- suite: `{doc.get('suite')}`, {doc.get('seconds', 0):.0f} s; options: repeats {opts.get('repeats')}, "
+                f"threads {opts.get('threads') or 'default'}, device {opts.get('device')}",
+                f"- machine: {machine_line(m)}" if m else "- machine: unknown",
+                f"- peers: {_peers_line(doc.get('peers', {}))}"]
+        for item in doc.get("missing", []):
+            out.append(f"- not measured: {item}")
+        out.append("")
+        for t in doc.get("tables", []):
+            out += [f"### {t['title']}", "", md_table(t["columns"], t["rows"]), ""]
+            if t.get("conventions"):
+                out += [f"Conventions: {t['conventions']}.", ""]
+            for note in t.get("notes", []):
+                out += [f"Note: {note}.", ""]
+        for p in doc.get("plots", []):
+            out += [f"![{p.get('caption', p['file'])}]({p['file']})", "", f"*{p.get('caption', '')}*", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_results(out_dir: Path) -> Path:
+    """(Re)write ``<out_dir>/RESULTS.md`` from every suite document in ``out_dir`` (atomically)."""
+    return write_text(Path(out_dir) / "RESULTS.md", render(load_documents(out_dir)))
