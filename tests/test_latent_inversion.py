@@ -188,6 +188,26 @@ def test_hybrid_recovers_out_of_range_spikes_better_than_plain():
     assert psnr(tv(y, op, generator=torch.Generator().manual_seed(0)), x_true) > p_plain
 
 
+def test_hybrid_polish_lowers_the_objective_and_warmup_keeps_u_zero():
+    k, n = 8, 16
+    vae = tiny_vae(n, k)
+    g = torch.Generator().manual_seed(6)
+    op = gaussian_op(100, n, g)
+    x_true = vae.decode(torch.randn(1, k, generator=g)) + 0.1 * torch.randn(1, 1, n, n, generator=g)
+    y = op(x_true)
+    common = dict(prior=vae, restarts=2, steps=60, lam=0.0, tol=0.0, mode="hybrid", hybrid_weight=0.01)
+    objective = {}
+    for polish in (0, 50):
+        recon = LatentInversion(**common, hybrid_polish=polish)
+        recon(y, op, generator=torch.Generator().manual_seed(0))
+        objective[polish] = recon.info["objective"]
+    assert objective[50] < objective[0], objective
+    # a warm-up of all steps and no polish: u stays at its start, zero
+    frozen = LatentInversion(**{**common, "steps": 10}, hybrid_warmup=1.0, hybrid_polish=0)
+    frozen(y, op, generator=torch.Generator().manual_seed(0))
+    assert frozen.info["u_fraction"] == 0.0
+
+
 def test_soft_threshold_is_the_l1_prox():
     v = torch.tensor([3.0, -0.5, 1.0, -2.0])
     torch.testing.assert_close(soft_threshold(v, 1.0), torch.tensor([2.0, 0.0, 0.0, -1.0]))
@@ -420,6 +440,8 @@ def test_parameter_problems_are_collected():
     assert len(err.value.problems) == 6
     with pytest.raises(ConfigError, match="optimizer 'lbfgs' needs a smooth objective"):
         LatentInversion(prior=vae, optimizer="lbfgs", mode="hybrid")
+    with pytest.raises(ConfigError, match="hybrid_warmup must be in"):
+        LatentInversion(prior=vae, mode="hybrid", hybrid_warmup=1.5)
     with pytest.raises(ConfigError, match="langevin_step must be < 1"):
         LatentInversion(prior=vae, langevin_step=1.5)
     with pytest.raises(ConfigError, match="needs a prior with an encoder"):

@@ -14,9 +14,11 @@ MAP misfit ``||r*||^2 / m`` over the ``m`` entries ``A`` can reach) and ``nu = 2
 
 Optimisation: the ``restarts`` starting points run as one batch, each with its own objective (their mean is
 minimised, which leaves each restart's gradient its own); Adam with a cosine learning-rate schedule (or L-BFGS
-with a strong-Wolfe line search, plain mode only). In hybrid mode every iteration takes one Adam step on ``z``
-and one proximal-gradient step on ``u`` from the same point: ``u <- prox_{t w R}(u - t 2 A^H r)`` with
-``t = 1 / (2 ||A||^2)`` (the TV prox by warm-started FGP). Adam stops after ``steps`` iterations or when the
+with a strong-Wolfe line search, plain mode only). Hybrid mode runs in three stages: the first
+``hybrid_warmup`` fraction of the iterations is plain (``u = 0``, so ``u`` cannot soak up what ``G(z)`` would
+represent once ``z`` has converged); then every iteration takes one Adam step on ``z`` and one proximal-gradient
+step on ``u`` from the same point: ``u <- prox_{t w R}(u - t 2 A^H r)`` with ``t = 1 / (2 ||A||^2)`` (the TV
+prox by warm-started FGP); finally ``hybrid_polish`` FISTA iterations on ``u`` with ``z`` fixed. Adam stops after ``steps`` iterations or when the
 relative change of the objective stays below ``tol`` for 10 iterations; L-BFGS uses torch's
 ``tolerance_change = tol * (initial objective)``. The best restart is the one with the smallest data misfit
 (plain) or objective (hybrid: ``u`` can always lower the misfit).
@@ -70,6 +72,7 @@ from ..errors import CheckpointError, ConfigError, ShapeError
 from ..operators.base import LinearOperator
 from ..priors.adapters import ImageAdapter, check_adapter_params, image_level, least_squares_estimate
 from ..registry import RECONSTRUCTORS
+from ..solvers.fista import fista
 from ..solvers.power import power_method
 from ..solvers.tv import TVProx, tv_norm
 from .base import Reconstructor
@@ -290,6 +293,9 @@ class LatentInversion(Reconstructor):
         mode: ``"plain"`` (``x = G(z)``) or ``"hybrid"`` (``x = G(z) + u``).
         hybrid_weight: weight ``w`` of the penalty on ``u``, in image units.
         hybrid_penalty: ``"l1"`` or ``"tv"``.
+        hybrid_warmup: fraction of ``steps`` optimised with ``u = 0`` (plain) before ``u`` joins, so that ``u``
+            does not absorb what ``G(z)`` can represent before ``z`` has converged (1: plain, then the polish).
+        hybrid_polish: FISTA iterations on ``u`` with ``z`` fixed after the joint stage (0: none).
         samples: number of posterior samples (0: the MAP only).
         sampler: ``"langevin"`` or ``"laplace"``.
         langevin_step: preconditioned Langevin step ``h`` (dimensionless).
@@ -332,6 +338,8 @@ class LatentInversion(Reconstructor):
         mode: Literal["plain", "hybrid"] = "plain",
         hybrid_weight: float = 0.01,
         hybrid_penalty: Literal["l1", "tv"] = "l1",
+        hybrid_warmup: float = 0.5,
+        hybrid_polish: int = 100,
         samples: int = 0,
         sampler: Literal["langevin", "laplace"] = "langevin",
         langevin_step: float = 0.05,
@@ -365,6 +373,10 @@ class LatentInversion(Reconstructor):
         number("lam", lam)
         number("tol", tol)
         number("hybrid_weight", hybrid_weight)
+        number("hybrid_warmup", hybrid_warmup)
+        if isinstance(hybrid_warmup, (int, float)) and not isinstance(hybrid_warmup, bool) and hybrid_warmup > 1:
+            problems.append(f"{WHO}: hybrid_warmup must be in [0, 1] (a fraction of steps), got {hybrid_warmup}")
+        integer("hybrid_polish", hybrid_polish, 0)
         number("noise_sigma", noise_sigma, positive=True, allow_none=True)
         number("langevin_step", langevin_step, positive=True)
         if isinstance(langevin_step, (int, float)) and not isinstance(langevin_step, bool) and langevin_step >= 1:
@@ -391,6 +403,7 @@ class LatentInversion(Reconstructor):
         self.restarts, self.steps, self.lr, self.lam = restarts, steps, float(lr), float(lam)
         self.init, self.optimizer, self.tol, self.mode = init, optimizer, float(tol), mode
         self.hybrid_weight, self.hybrid_penalty = float(hybrid_weight), hybrid_penalty
+        self.hybrid_warmup, self.hybrid_polish = float(hybrid_warmup), hybrid_polish
         self.samples, self.sampler, self.langevin_step = samples, sampler, float(langevin_step)
         self.noise_sigma = None if noise_sigma is None else float(noise_sigma)
         self.intensity_scale, self.phase = intensity_scale, phase
@@ -595,6 +608,7 @@ class LatentInversion(Reconstructor):
             return int(opt.state[z].get("n_iter", 0)), None
 
         opt = torch.optim.Adam([z], lr=self.lr)
+        warm = int(self.hybrid_warmup * self.steps) if hybrid else 0
         for it in range(1, self.steps + 1):
             for group in opt.param_groups:
                 group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * (it - 1) / self.steps))
@@ -604,7 +618,7 @@ class LatentInversion(Reconstructor):
             f = _sqnorm(r) + self.lam * z.square().sum(1)
             f.mean().backward()
             with torch.no_grad():
-                if hybrid:
+                if hybrid and it > warm:
                     f = f.detach() + self._penalty(u)
                     v = u - (2.0 * step_u) * op.adjoint(r.detach())
                     u = tv(v, step_u) if tv is not None else soft_threshold(v, step_u * self.hybrid_weight)
@@ -620,7 +634,22 @@ class LatentInversion(Reconstructor):
             else:
                 calm = 0
             prev = value
+        if hybrid and self.hybrid_polish > 0:
+            u = self._polish(z.detach(), u, y, op, adapter, step_u, tv)
         return it, u
+
+    def _polish(self, z, u, y, op, adapter, step_u, tv) -> torch.Tensor:
+        """FISTA on ``||A (T(G(z)) + u) - y||^2 + w R(u)`` over ``u`` with ``z`` fixed (every restart at once)."""
+        with torch.no_grad():
+            base = self.image(z, adapter)
+
+            def grad_f(v):
+                return 2.0 * op.adjoint(op(base + v) - y)
+
+            def prox(v, s):
+                return tv(v, s) if tv is not None else soft_threshold(v, s * self.hybrid_weight)
+
+            return fista(grad_f, prox, u, step=step_u, n_iter=self.hybrid_polish).x
 
     # -- posterior sampling -------------------------------------------------------------------------
     def _sample(self, z_best, u_best, y, op, adapter, misfit_sq, gen) -> tuple[torch.Tensor, dict[str, Any]]:
