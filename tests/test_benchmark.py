@@ -120,6 +120,7 @@ def test_smoke_suite_writes_json_results_and_plots_with_sane_values(tmp_path, re
     (["benchmark", "smoke,al"], "did you mean 'all'"),
     (["benchmark", ","], "no suite given"),
     (["benchmark", "smoke", "--device", "tpu"], "unknown device"),
+    (["benchmark", "generative", "--settings", "mri8,ct300"], "unknown setting 'ct300'"),
 ])
 def test_bad_arguments_are_one_line_errors(args, expected, tmp_path):
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
@@ -134,6 +135,19 @@ def test_generative_without_prepared_data_stops_before_running(tmp_path):
     assert res.exit_code == 1, res.output
     assert "prepare_data.py all" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "out").exists()  # nothing ran, not even the operators suite
+
+
+def test_generative_jobs_give_the_same_records_as_one_process(tmp_path, restore_threads):
+    from genrecon.benchmark import generative
+    from genrecon.benchmark.common import Options, no_log
+    from genrecon.benchmark.smoke import PLANS
+
+    docs = {jobs: generative.run(Options(out=tmp_path, jobs=jobs, threads=1), no_log, PLANS["generative"]())
+            for jobs in (1, 2)}
+    rows = {jobs: [(r["setting"], r["method"], r.get("image"), r.get("psnr"), r.get("missing"))
+                   for r in doc["records"]] for jobs, doc in docs.items()}
+    assert rows[1] == rows[2] and any(r[3] is not None for r in rows[1])
+    assert docs[2]["settings"]["jobs"] == 2
 
 
 def test_parse_suites_expands_all_and_drops_duplicates():

@@ -53,6 +53,8 @@ class Options:
         data_dir: folder of ``brain-mri-128.h5`` / ``head-ct-128.h5`` (``scripts/prepare_data.py all``).
         seed: base seed of masks, noise and samplers.
         all_devices: the device was chosen automatically: the scaling suite then measures CPU and CUDA.
+        jobs: worker processes for the generative suite (slices run in parallel, one torch thread each).
+        settings: the generative settings to run (None: all).
     """
 
     out: Path
@@ -65,10 +67,13 @@ class Options:
     data_dir: Path = Path("data/prepared")
     seed: int = 0
     all_devices: bool = False
+    jobs: int = 1
+    settings: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"], d["data_dir"] = str(self.out), str(self.data_dir)
+        d["settings"] = list(self.settings) if self.settings is not None else None
         return d
 
 

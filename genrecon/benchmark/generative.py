@@ -97,9 +97,19 @@ class Plan:
 
 
 def default_plan(opts: Options) -> Plan:
+    settings = tuple(opts.settings) if opts.settings else tuple(SETTINGS)
     if opts.quick:
-        return Plan(slices=1, dps_steps=5, latent={**LATENT, "restarts": 1, "steps": 10}, samples=opts.samples)
-    return Plan(slices=opts.slices if opts.slices is not None else 12, samples=opts.samples)
+        return Plan(settings=settings, slices=1, dps_steps=5, latent={**LATENT, "restarts": 1, "steps": 10},
+                    samples=opts.samples)
+    return Plan(settings=settings, slices=opts.slices if opts.slices is not None else 12, samples=opts.samples)
+
+
+def check_settings(names: list[str]) -> list[str]:
+    """Problems with ``--settings`` names (unknown ones, with a suggestion)."""
+    from ..registry import did_you_mean
+
+    return [f"generative: unknown setting '{n}'{did_you_mean(n, tuple(SETTINGS))}; choose from {', '.join(SETTINGS)}"
+            for n in names if n not in SETTINGS]
 
 
 def preflight(opts: Options, plan: Plan | None = None) -> list[str]:
@@ -237,29 +247,67 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
     doc["settings"]["reference_max_min"] = {m: [max(float(x.max()) for _, x in v), min(float(x.min()) for _, x in v)]
                                             for m, v in images.items()}
     doc["settings"]["methods"] = {s: [lab for lab, _, _ in methods_for(s, plan)] for s in plan.settings}
-    cache: dict = {}
     problems: dict = {}
-    t_start = time.perf_counter()
+    runnable: dict[str, list] = {}
     for setting in plan.settings:
-        modality = SETTINGS[setting][0]
         methods = methods_for(setting, plan)
         for label, name, params in methods:
             why = _prior_problem(params, problems)
             if why:
                 doc["records"].append({"setting": setting, "method": label, "missing": why})
-        runnable = [m for m in methods if not _prior_problem(m[2], problems)]
-        for j, (key, image) in enumerate(images[modality]):
-            y, op, truth, scale = simulate(setting, key, image, opts.seed + j, device)
-            for label, name, params in runnable:
-                r = run_method(name, params, y, op, truth, scale, opts.seed + 1000 * j, device, cache)
-                doc["records"].append({"setting": setting, "method": label, "image": key, **r})
-        done = [r for r in doc["records"] if r["setting"] == setting and "psnr" in r]
-        log(f"generative: {setting} done ({len(images[modality])} slice(s), {len(runnable)} methods, "
-            f"{time.perf_counter() - t_start:.0f} s so far): "
-            + ", ".join(f"{lab} {fmt(mean_std([r['psnr'] for r in done if r['method'] == lab])[0])} dB"
-                        for lab, _, _ in runnable))
+        runnable[setting] = [m for m in methods if not _prior_problem(m[2], problems)]
+    tasks = [(setting, j, key, image, runnable[setting]) for setting in plan.settings
+             for j, (key, image) in enumerate(images[SETTINGS[setting][0]])]
+    t_start = time.perf_counter()
+    results: dict[tuple[str, int], list[dict]] = {}
+    left = {s: len(images[SETTINGS[s][0]]) for s in plan.settings}
+
+    def finished(setting: str, j: int, rows: list[dict]) -> None:
+        results[(setting, j)] = rows
+        left[setting] -= 1
+        if left[setting] == 0:
+            done = [r for (s, _), rs in results.items() if s == setting for r in rs]
+            log(f"generative: {setting} done ({len(images[SETTINGS[setting][0]])} slice(s), "
+                f"{len(runnable[setting])} methods, {time.perf_counter() - t_start:.0f} s so far): "
+                + ", ".join(f"{lab} {fmt(mean_std([r['psnr'] for r in done if r['method'] == lab])[0])} dB"
+                            for lab, _, _ in runnable[setting]))
+
+    if opts.jobs > 1 and torch.device(device).type == "cpu":
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(max_workers=opts.jobs, mp_context=mp.get_context("spawn"),
+                                    initializer=_worker_init) as pool:
+            futures = {pool.submit(_run_slice, s, j, key, image, methods, opts.seed, device): (s, j)
+                       for s, j, key, image, methods in tasks}
+            for fut in cf.as_completed(futures):
+                finished(*futures[fut], fut.result())
+    else:
+        for s, j, key, image, methods in tasks:
+            finished(s, j, _run_slice(s, j, key, image, methods, opts.seed, device))
+    for s, j, _, _, _ in tasks:  # records in a fixed order, however the work was scheduled
+        doc["records"] += results[(s, j)]
+    doc["settings"]["jobs"] = opts.jobs
     doc["tables"] = make_tables(doc)
     return doc
+
+
+_WORKER_CACHE: dict = {}
+
+
+def _worker_init() -> None:
+    """A worker process of ``--jobs``: one torch thread (the processes share the cores)."""
+    torch.set_num_threads(1)
+
+
+def _run_slice(setting: str, j: int, key: str, image: torch.Tensor, methods: list, seed: int, device) -> list[dict]:
+    """Every method of ``setting`` on slice ``j``: its records (priors are loaded once per process)."""
+    y, op, truth, scale = simulate(setting, key, image, seed + j, device)
+    rows = []
+    for label, name, params in methods:
+        r = run_method(name, params, y, op, truth, scale, seed + 1000 * j, device, _WORKER_CACHE)
+        rows.append({"setting": setting, "method": label, "image": key, **r})
+    return rows
 
 
 def summarise(records: list[dict]) -> list[dict]:

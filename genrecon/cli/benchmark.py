@@ -77,18 +77,31 @@ def benchmark(
     data: Path = typer.Option(Path("data/prepared"), "--data",
                               help="folder of brain-mri-128.h5 / head-ct-128.h5 (scripts/prepare_data.py all)"),
     seed: int = typer.Option(0, "--seed", help="base seed of masks, noise and samplers"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
+                             help="generative: worker processes (slices in parallel, 1 thread each; CPU only)"),
+    settings: Optional[str] = typer.Option(None, "--settings",
+                                           help="generative: comma list of mri4, mri8, mri16, ct60, ct30, ct15, "
+                                                "ct_lim90 (default: all)"),
 ) -> None:
     """Measure genrecon against its peers; write <out>/<suite>.json, PNG plots and <out>/RESULTS.md."""
     from .. import benchmark as bench
     from ..benchmark.common import Options, apply_threads
 
     names = bench.parse_suites(suites)
+    picked = tuple(s.strip() for s in settings.split(",") if s.strip()) if settings else None
+    if picked:
+        from ..benchmark.generative import check_settings
+        from ..errors import ConfigError
+
+        if check_settings(list(picked)):
+            raise ConfigError(check_settings(list(picked)))
     dev, all_devices = _device(device)
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="genrecon-benchmark-smoke-")) if names == ["smoke"] else Path("benchmarks")
     apply_threads(threads)
     opts = Options(out=out, device=dev, threads=threads, repeats=repeats, quick=quick, slices=slices,
-                   samples=samples, data_dir=data, seed=seed, all_devices=all_devices)
+                   samples=samples, data_dir=data, seed=seed, all_devices=all_devices, jobs=jobs,
+                   settings=picked)
     problems = bench.preflight(names, opts)
     if problems:
         from ..errors import DataError
