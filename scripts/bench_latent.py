@@ -13,7 +13,7 @@ Scenarios (one measurement per slice and scenario, noise at ``--snr-db`` over th
          angle of 90 views over 90 degrees.
 
 Methods: ``fista_tv`` (100 iterations, the best of ``--tv-lams`` per scenario: an oracle choice that favours the
-baseline), ``latent_inversion`` plain and hybrid (L1 on ``u``). Prints PSNR / SSIM (mean over slices) and seconds
+baseline), ``latent_inversion`` plain and hybrid (TV on ``u`` by default, ``--hybrid-penalty``). Prints PSNR / SSIM (mean over slices) and seconds
 per slice, then PSNR against the number of measurements (the curve; a PNG too with ``--png``).
 
 Priors: ``--mri-prior`` / ``--ct-prior`` (defaults ``pretrained:brain-mri-128-generator`` and
@@ -136,7 +136,8 @@ def run_modality(modality: str, args, device) -> dict:
     if prior is not None:
         common = dict(prior=prior, restarts=args.restarts, steps=args.steps, lam=args.lam, tol=args.tol)
         methods["latent plain"] = LatentInversion(**common).to(device)
-        methods["latent hybrid"] = LatentInversion(**common, mode="hybrid", hybrid_weight=args.hybrid_weight).to(device)
+        methods["latent hybrid"] = LatentInversion(**common, mode="hybrid", hybrid_weight=args.hybrid_weight,
+                                                   hybrid_penalty=args.hybrid_penalty).to(device)
     lams = [float(v) for v in args.tv_lams.split(",")]
     rows = []
     g = torch.Generator().manual_seed(args.seed)
@@ -222,7 +223,8 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=4)
     ap.add_argument("--lam", type=float, default=1e-3)
     ap.add_argument("--tol", type=float, default=1e-6)
-    ap.add_argument("--hybrid-weight", type=float, default=0.01)
+    ap.add_argument("--hybrid-weight", type=float, default=0.006)
+    ap.add_argument("--hybrid-penalty", choices=["tv", "l1"], default="tv")
     ap.add_argument("--tv-lams", default="0.001,0.003,0.01", help="comma-separated FISTA-TV lambdas (best kept)")
     ap.add_argument("--tv-iter", type=int, default=100)
     ap.add_argument("--snr-db", type=float, default=40.0)
@@ -240,8 +242,8 @@ def main() -> None:
                           ("cpu" if args.device == "auto" else args.device))
     print(f"# bench_latent: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, device {device}")
-    print(f"# latent_inversion: restarts {args.restarts}, steps {args.steps}, lam {args.lam}, hybrid_weight "
-          f"{args.hybrid_weight}; fista_tv: {args.tv_iter} iterations, best of lam {args.tv_lams}; "
+    print(f"# latent_inversion: restarts {args.restarts}, steps {args.steps}, lam {args.lam}, hybrid "
+          f"{args.hybrid_penalty} {args.hybrid_weight}; fista_tv: {args.tv_iter} iterations, best of lam {args.tv_lams}; "
           f"SNR {args.snr_db} dB; PSNR/SSIM on magnitudes with data_range 1")
     results = []
     for modality in (["mri", "ct"] if args.modality == "both" else [args.modality]):

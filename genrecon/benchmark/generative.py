@@ -77,8 +77,10 @@ DPS_GRAD = {"steps": 100, "eta": 1.0}
 #: gradient-DPS step size per modality (it acts on model-space gradients that scale with intensity_scale)
 ZETA = {"mri": 10.0, "ct": 30.0}
 DPS_PROJECT = {"consistency": "project", "steps": 100, "eta": 1.0, "gamma": 0.002, "cg_iter": 10}
-#: latent inversion (the settings `scripts/bench_dps.py --generator` used): MAP, 2 restarts of 200 Adam steps
-LATENT = {"restarts": 2, "steps": 200, "lam": 1e-3, "hybrid_weight": 0.01}
+#: latent inversion: MAP, 2 restarts of 200 Adam steps; hybrid with TV on u at ``hybrid_tv_factor`` x the setting's
+#: FISTA-TV weight (FISTA-TV minimises 1/2 ||Ax - y||^2 + lam TV(x), latent inversion ||A x - y||^2 + w TV(u): w = 2 lam
+#: is the same TV strength, now on the deviation from G(z)); TV beat L1 on u on training slices (benchmarks/latent.md)
+LATENT = {"restarts": 2, "steps": 200, "lam": 1e-3, "hybrid_penalty": "tv", "hybrid_tv_factor": 2.0}
 DIFFUSION_PRIORS = {"mri": "pretrained:brain-mri-128-diffusion", "ct": "pretrained:head-ct-128-diffusion"}
 GENERATOR_PRIORS = {"mri": "pretrained:brain-mri-128-generator", "ct": "pretrained:head-ct-128-generator"}
 
@@ -192,8 +194,9 @@ def methods_for(setting: str, plan: Plan) -> list[tuple[str, str, dict]]:
     lat = {"prior": gen, "restarts": plan.latent["restarts"], "steps": plan.latent["steps"], "lam": plan.latent["lam"],
            "intensity_scale": scale}
     out.append(("latent plain", "latent_inversion", {**lat, "mode": "plain"}))
-    out.append(("latent hybrid", "latent_inversion", {**lat, "mode": "hybrid",
-                                                      "hybrid_weight": plan.latent["hybrid_weight"]}))
+    out.append(("latent hybrid", "latent_inversion", {
+        **lat, "mode": "hybrid", "hybrid_penalty": plan.latent["hybrid_penalty"],
+        "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting]}))
     if setting in DPS_SETTINGS:
         common = {"prior": plan.priors["diffusion"][modality], "samples": plan.samples, "intensity_scale": scale}
         grad = {"zeta": ZETA[modality], **DPS_GRAD, **common}
