@@ -146,7 +146,8 @@ def main() -> int:
                 lines.append(f"Representation error: best G(z) fit PSNR {entry['representation_psnr']:.2f} dB.")
             wall = meta.get("extra", {}).get("seconds")
             lines += ["", f"Training wall time: {wall:.0f} s on a 2-core CPU machine (1 torch thread, shared)."
-                      if wall else "", "", f"Unconditional samples (50 DDIM steps): ![samples]({name}.png)", ""]
+                      if wall else "", "", (f"Unconditional samples (50 DDIM steps): ![samples]({name}.png)" if meta["kind"] == "diffusion"
+                       else f"Samples G(z), z ~ N(0, I): ![samples]({name}.png)"), ""]
             (folder / f"{name}.md").write_text("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2))

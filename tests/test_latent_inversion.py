@@ -195,7 +195,8 @@ def test_hybrid_polish_lowers_the_objective_and_warmup_keeps_u_zero():
     op = gaussian_op(100, n, g)
     x_true = vae.decode(torch.randn(1, k, generator=g)) + 0.1 * torch.randn(1, 1, n, n, generator=g)
     y = op(x_true)
-    common = dict(prior=vae, restarts=2, steps=60, lam=0.0, tol=0.0, mode="hybrid", hybrid_weight=0.01)
+    common = dict(prior=vae, restarts=2, steps=60, lam=0.0, tol=0.0, mode="hybrid", hybrid_weight=0.01,
+                  hybrid_fallback=False)
     objective = {}
     for polish in (0, 50):
         recon = LatentInversion(**common, hybrid_polish=polish)
@@ -206,6 +207,33 @@ def test_hybrid_polish_lowers_the_objective_and_warmup_keeps_u_zero():
     frozen = LatentInversion(**{**common, "steps": 10}, hybrid_warmup=1.0, hybrid_polish=0)
     frozen(y, op, generator=torch.Generator().manual_seed(0))
     assert frozen.info["u_fraction"] == 0.0
+
+
+def test_hybrid_fallback_keeps_the_lower_objective():
+    n = 16
+    vae = tiny_vae(n, 8)
+    g = torch.Generator().manual_seed(7)
+    op = gaussian_op(120, n, g)
+    # a piecewise-constant image far from the (random) generator's range
+    x_true = torch.zeros(1, 1, n, n)
+    x_true[..., 4:12, 3:9] = 1.0
+    y = op(x_true)
+    common = dict(prior=vae, restarts=2, steps=40, lam=0.0, tol=0.0, mode="hybrid", hybrid_penalty="tv",
+                  hybrid_weight=0.05)
+    off = LatentInversion(**common, hybrid_fallback=False)
+    on = LatentInversion(**common)
+    x_off = off(y, op, generator=torch.Generator().manual_seed(0))
+    x_on = on(y, op, generator=torch.Generator().manual_seed(0))
+    assert "generator_kept" not in off.info
+    assert on.info["objective"] <= off.info["objective"] + 1e-9
+    assert on.info["generator_kept"] is False and on.info["u_fraction"] == pytest.approx(1.0)
+    assert on.info["objective"] < off.info["objective"]
+    assert psnr(x_on, x_true) > psnr(x_off, x_true)
+    # an in-range image: the generator stays
+    x_gen = vae.decode(torch.randn(1, 8, generator=g))
+    good = LatentInversion(**{**common, "steps": 200, "hybrid_weight": 0.01})
+    good(op(x_gen), op, generator=torch.Generator().manual_seed(0))
+    assert good.info["generator_kept"] is True
 
 
 def test_soft_threshold_is_the_l1_prox():

@@ -18,7 +18,9 @@ with a strong-Wolfe line search, plain mode only). Hybrid mode runs in three sta
 ``hybrid_warmup`` fraction of the iterations is plain (``u = 0``, so ``u`` cannot soak up what ``G(z)`` would
 represent once ``z`` has converged); then every iteration takes one Adam step on ``z`` and one proximal-gradient
 step on ``u`` from the same point: ``u <- prox_{t w R}(u - t 2 A^H r)`` with ``t = 1 / (2 ||A||^2)`` (the TV
-prox by warm-started FGP); finally ``hybrid_polish`` FISTA iterations on ``u`` with ``z`` fixed. Adam stops after ``steps`` iterations or when the
+prox by warm-started FGP); finally ``hybrid_polish`` FISTA iterations on ``u`` with ``z`` fixed. With
+``hybrid_fallback`` (the default, MAP only) the same objective is also minimised with the generator switched
+off (``x = u``, plain FISTA with the penalty) and the lower objective wins (``info["generator_kept"]``). Adam stops after ``steps`` iterations or when the
 relative change of the objective stays below ``tol`` for 10 iterations; L-BFGS uses torch's
 ``tolerance_change = tol * (initial objective)``. The best restart is the one with the smallest data misfit
 (plain) or objective (hybrid: ``u`` can always lower the misfit).
@@ -296,6 +298,10 @@ class LatentInversion(Reconstructor):
         hybrid_warmup: fraction of ``steps`` optimised with ``u = 0`` (plain) before ``u`` joins, so that ``u``
             does not absorb what ``G(z)`` can represent before ``z`` has converged (1: plain, then the polish).
         hybrid_polish: FISTA iterations on ``u`` with ``z`` fixed after the joint stage (0: none).
+        hybrid_fallback: also solve the hybrid objective with the generator switched off (``x = u``: FISTA with
+            the same penalty, ``max(hybrid_polish, 100)`` iterations) and keep the lower objective
+            (``info["generator_kept"]``); a generator whose images are far from the data (blurry, out of
+            distribution) then cannot make the result worse than the penalty alone. Not with ``samples``.
         samples: number of posterior samples (0: the MAP only).
         sampler: ``"langevin"`` or ``"laplace"``.
         langevin_step: preconditioned Langevin step ``h`` (dimensionless).
@@ -340,6 +346,7 @@ class LatentInversion(Reconstructor):
         hybrid_penalty: Literal["l1", "tv"] = "l1",
         hybrid_warmup: float = 0.5,
         hybrid_polish: int = 100,
+        hybrid_fallback: bool = True,
         samples: int = 0,
         sampler: Literal["langevin", "laplace"] = "langevin",
         langevin_step: float = 0.05,
@@ -404,6 +411,7 @@ class LatentInversion(Reconstructor):
         self.init, self.optimizer, self.tol, self.mode = init, optimizer, float(tol), mode
         self.hybrid_weight, self.hybrid_penalty = float(hybrid_weight), hybrid_penalty
         self.hybrid_warmup, self.hybrid_polish = float(hybrid_warmup), hybrid_polish
+        self.hybrid_fallback = bool(hybrid_fallback)
         self.samples, self.sampler, self.langevin_step = samples, sampler, float(langevin_step)
         self.noise_sigma = None if noise_sigma is None else float(noise_sigma)
         self.intensity_scale, self.phase = intensity_scale, phase
@@ -568,6 +576,15 @@ class LatentInversion(Reconstructor):
             "objective": float(objective[best]),
             "intensity_scale": adapter.scale_value(),
         }
+        if hybrid and self.hybrid_fallback and self.samples == 0:
+            # the same objective with the generator switched off (x = u): keep whichever is lower
+            with torch.no_grad():
+                u0 = self._polish(None, torch.zeros_like(u[best : best + 1]), y, op, max(self.hybrid_polish, 100))
+                objective0 = float(_sqnorm(op(u0) - y)[0] + self._penalty(u0)[0])
+            info["generator_kept"] = objective0 >= info["objective"]
+            if not info["generator_kept"]:
+                x_map, u = u0, u0.expand_as(u)
+                info.update(objective=objective0, data_misfit=math.sqrt(float(_sqnorm(op(u0) - y)[0])) / y_norm)
         if hybrid:
             info["u_fraction"] = float(u[best].abs().norm() / x_map.abs().norm().clamp(min=1e-30))
             info["u"] = u[best]
@@ -635,21 +652,22 @@ class LatentInversion(Reconstructor):
                 calm = 0
             prev = value
         if hybrid and self.hybrid_polish > 0:
-            u = self._polish(z.detach(), u, y, op, adapter, step_u, tv)
+            with torch.no_grad():
+                u = self._polish(self.image(z.detach(), adapter), u, y, op, self.hybrid_polish)
         return it, u
 
-    def _polish(self, z, u, y, op, adapter, step_u, tv) -> torch.Tensor:
-        """FISTA on ``||A (T(G(z)) + u) - y||^2 + w R(u)`` over ``u`` with ``z`` fixed (every restart at once)."""
-        with torch.no_grad():
-            base = self.image(z, adapter)
+    def _polish(self, base, u, y, op, n_iter: int) -> torch.Tensor:
+        """FISTA on ``||A (base + u) - y||^2 + w R(u)`` over ``u`` (``base``: ``T(G(z))`` with ``z`` fixed, or 0)."""
+        step = 1.0 / (2.0 * self._norm_squared(op, y) * 1.01)
+        tv = TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None
 
-            def grad_f(v):
-                return 2.0 * op.adjoint(op(base + v) - y)
+        def grad_f(v):
+            return 2.0 * op.adjoint(op(v if base is None else base + v) - y)
 
-            def prox(v, s):
-                return tv(v, s) if tv is not None else soft_threshold(v, s * self.hybrid_weight)
+        def prox(v, s):
+            return tv(v, s) if tv is not None else soft_threshold(v, s * self.hybrid_weight)
 
-            return fista(grad_f, prox, u, step=step_u, n_iter=self.hybrid_polish).x
+        return fista(grad_f, prox, u, step=step, n_iter=n_iter).x
 
     # -- posterior sampling -------------------------------------------------------------------------
     def _sample(self, z_best, u_best, y, op, adapter, misfit_sq, gen) -> tuple[torch.Tensor, dict[str, Any]]:
