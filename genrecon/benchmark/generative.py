@@ -393,10 +393,17 @@ def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any
     """Write ``<prefix>_psnr.png`` (PSNR against acceleration / views); returns the plot entries."""
     from pathlib import Path
 
-    from .plots import line_plot
+    from .plots import COLOURS, MARKERS, line_plot
 
     summ = [r for r in (_ordered(doc) if "methods" in doc.get("settings", {}) else summarise(doc["records"]))
             if "missing" not in r]
+    # one colour and marker per method in both panels (the MRI and CT baselines share the first)
+    slots = list(dict.fromkeys("baseline" if r["method"] in ("zero_filled", "fbp") else r["method"] for r in summ))
+
+    def style(method: str) -> dict:
+        i = slots.index("baseline" if method in ("zero_filled", "fbp") else method)
+        return {"colour": COLOURS[i % len(COLOURS)], "marker": MARKERS[i % len(MARKERS)]}
+
     panels = []
     for modality, xlabel in (("mri", "acceleration (x)"), ("ct", "views over 180 deg")):
         series = []
@@ -405,7 +412,7 @@ def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any
                          if r["method"] == m and SETTINGS.get(r["setting"], ("",))[0] == modality
                          and AXIS.get(r["setting"], (None,))[0] is not None)
             if pts:
-                series.append({"label": m, "x": [p[0] for p in pts], "y": [p[1] for p in pts]})
+                series.append({"label": m, "x": [p[0] for p in pts], "y": [p[1] for p in pts], **style(m)})
         panels.append({"title": f"{modality.upper()}: PSNR vs {'acceleration' if modality == 'mri' else 'views'}",
                        "x_label": xlabel, "y_label": "PSNR (dB)", "log_x": True, "series": series,
                        "legend": "upper right" if modality == "mri" else "lower right"})

@@ -146,7 +146,7 @@ def _panel(draw, box: tuple[int, int, int, int], panel: dict[str, Any]) -> None:
     legend_x = left + 160 if corner.endswith("left") else right
     for i, s in enumerate(series):
         colour = tuple(s.get("colour") or COLOURS[i % len(COLOURS)])
-        marker = MARKERS[i % len(MARKERS)]
+        marker = s.get("marker") or MARKERS[i % len(MARKERS)]
         pts = [(px(x), py(y)) for x, y in sorted(_finite_points(s["x"], s["y"]))
                if (not log_x or x > 0) and (not log_y or y > 0)]
         if len(pts) > 1:
