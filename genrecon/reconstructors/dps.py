@@ -193,9 +193,11 @@ class DPS(Reconstructor):
                     x0_hat, _ = self.prior.predict(x, t)
                     if self.clip:
                         x0_hat = x0_hat.clamp(lo, hi)
-                    if lip is None:
-                        lip = op.norm(n_iter=20, generator=torch.Generator().manual_seed(0),
-                                      dtype=torch.float32 if dtype == torch.float32 else torch.float64, device=device) ** 2
+                    if lip is None:  # ||A||^2: from the operator when it knows it (CT), else by the power method
+                        known = getattr(op, "norm_squared", None)
+                        lip = float(known) if known is not None else op.norm(
+                            n_iter=20, generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float32 if dtype == torch.float32 else torch.float64, device=device) ** 2
                     g = self.gamma * lip
                     start = self._to_domain(x0_hat, op)
                     rhs = aty + g * start
