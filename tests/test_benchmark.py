@@ -142,6 +142,7 @@ def test_generative_jobs_give_the_same_records_as_one_process(tmp_path, restore_
     from genrecon.benchmark.common import Options, no_log
     from genrecon.benchmark.smoke import PLANS
 
+    torch.set_num_threads(1)  # as in the workers: float results depend on the thread count
     docs = {jobs: generative.run(Options(out=tmp_path, jobs=jobs, threads=1), no_log, PLANS["generative"]())
             for jobs in (1, 2)}
     rows = {jobs: [(r["setting"], r["method"], r.get("image"), r.get("psnr"), r.get("missing"))
