@@ -236,6 +236,23 @@ def test_hybrid_fallback_keeps_the_lower_objective():
     assert good.info["generator_kept"] is True
 
 
+def test_hybrid_nonneg_keeps_the_image_nonnegative():
+    n = 16
+    vae = tiny_vae(n, 8)
+    g = torch.Generator().manual_seed(8)
+    op = gaussian_op(60, n, g)  # under-determined: unconstrained solutions go negative
+    x_true = torch.zeros(1, 1, n, n)
+    x_true[..., 5:11, 5:11] = 1.0
+    y = op(x_true)
+    for penalty in ("tv", "l1"):
+        common = dict(prior=vae, restarts=2, steps=30, lam=0.0, tol=0.0, mode="hybrid", hybrid_penalty=penalty,
+                      hybrid_weight=0.01)
+        free = LatentInversion(**common)(y, op, generator=torch.Generator().manual_seed(0))
+        kept = LatentInversion(**common, nonneg=True)(y, op, generator=torch.Generator().manual_seed(0))
+        assert float(free.min()) < -1e-3, penalty
+        assert float(kept.min()) >= -1e-5, (penalty, float(kept.min()))
+
+
 def test_soft_threshold_is_the_l1_prox():
     v = torch.tensor([3.0, -0.5, 1.0, -2.0])
     torch.testing.assert_close(soft_threshold(v, 1.0), torch.tensor([2.0, 0.0, 0.0, -1.0]))

@@ -83,6 +83,17 @@ def test_tv_prox_nonneg_and_complex(gen):
     assert xc.is_complex() and _tv_objective(xc, bc, 0.1) < _tv_objective(bc, bc, 0.1)
 
 
+def test_tv_prox_lower_bound(gen):
+    b = torch.randn(2, 1, 12, 12, generator=gen)
+    lower = -0.3 + 0.1 * torch.randn(2, 1, 12, 12, generator=gen)
+    x = TVProx(0.1, 100)(b, 1.0, lower)
+    assert bool((x >= lower - 1e-6).all())
+    free = TVProx(0.1, 100)(b, 1.0)
+    assert bool((free < lower - 1e-3).any())  # the bound is active somewhere
+    # a zero bound is the nonneg constraint
+    torch.testing.assert_close(TVProx(0.1, 100)(b, 1.0, torch.zeros_like(b)), TVProx(0.1, 100, nonneg=True)(b, 1.0))
+
+
 def test_grad_div_adjoint(gen):
     x = torch.randn(2, 1, 9, 11, generator=gen, dtype=torch.float64)
     p = torch.randn(2, 1, 2, 9, 11, generator=gen, dtype=torch.float64)

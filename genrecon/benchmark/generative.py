@@ -195,7 +195,7 @@ def methods_for(setting: str, plan: Plan) -> list[tuple[str, str, dict]]:
            "intensity_scale": scale}
     out.append(("latent plain", "latent_inversion", {**lat, "mode": "plain"}))
     out.append(("latent hybrid", "latent_inversion", {
-        **lat, "mode": "hybrid", "hybrid_penalty": plan.latent["hybrid_penalty"],
+        **lat, "mode": "hybrid", "hybrid_penalty": plan.latent["hybrid_penalty"], "nonneg": modality == "ct",
         "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting]}))
     if setting in DPS_SETTINGS:
         common = {"prior": plan.priors["diffusion"][modality], "samples": plan.samples, "intensity_scale": scale}

@@ -302,6 +302,8 @@ class LatentInversion(Reconstructor):
             the same penalty, ``max(hybrid_polish, 100)`` iterations) and keep the lower objective
             (``info["generator_kept"]``); a generator whose images are far from the data (blurry, out of
             distribution) then cannot make the result worse than the penalty alone. Not with ``samples``.
+        nonneg: hybrid with real images (CT): constrain ``x = T(G(z)) + u >= 0`` (``u >= -T(G(z))`` in the
+            proximal steps), as ``fista_tv``'s ``nonneg``.
         samples: number of posterior samples (0: the MAP only).
         sampler: ``"langevin"`` or ``"laplace"``.
         langevin_step: preconditioned Langevin step ``h`` (dimensionless).
@@ -347,6 +349,7 @@ class LatentInversion(Reconstructor):
         hybrid_warmup: float = 0.5,
         hybrid_polish: int = 100,
         hybrid_fallback: bool = True,
+        nonneg: bool = False,
         samples: int = 0,
         sampler: Literal["langevin", "laplace"] = "langevin",
         langevin_step: float = 0.05,
@@ -411,7 +414,7 @@ class LatentInversion(Reconstructor):
         self.init, self.optimizer, self.tol, self.mode = init, optimizer, float(tol), mode
         self.hybrid_weight, self.hybrid_penalty = float(hybrid_weight), hybrid_penalty
         self.hybrid_warmup, self.hybrid_polish = float(hybrid_warmup), hybrid_polish
-        self.hybrid_fallback = bool(hybrid_fallback)
+        self.hybrid_fallback, self.nonneg = bool(hybrid_fallback), bool(nonneg)
         self.samples, self.sampler, self.langevin_step = samples, sampler, float(langevin_step)
         self.noise_sigma = None if noise_sigma is None else float(noise_sigma)
         self.intensity_scale, self.phase = intensity_scale, phase
@@ -638,7 +641,10 @@ class LatentInversion(Reconstructor):
                 if hybrid and it > warm:
                     f = f.detach() + self._penalty(u)
                     v = u - (2.0 * step_u) * op.adjoint(r.detach())
-                    u = tv(v, step_u) if tv is not None else soft_threshold(v, step_u * self.hybrid_weight)
+                    lower = self._lower(x.detach() - u, v)
+                    u = tv(v, step_u, lower) if tv is not None else soft_threshold(v, step_u * self.hybrid_weight)
+                    if lower is not None and tv is None:
+                        u = torch.maximum(u, lower)
                 value = float(f.mean())
                 if callback is not None:
                     best = int(torch.argmin(f))
@@ -664,10 +670,21 @@ class LatentInversion(Reconstructor):
         def grad_f(v):
             return 2.0 * op.adjoint(op(v if base is None else base + v) - y)
 
+        lower = self._lower(torch.zeros_like(u) if base is None else base, u)
+
         def prox(v, s):
-            return tv(v, s) if tv is not None else soft_threshold(v, s * self.hybrid_weight)
+            if tv is not None:
+                return tv(v, s, lower)
+            out = soft_threshold(v, s * self.hybrid_weight)
+            return out if lower is None else torch.maximum(out, lower)
 
         return fista(grad_f, prox, u, step=step, n_iter=n_iter).x
+
+    def _lower(self, base: torch.Tensor, u: torch.Tensor) -> torch.Tensor | None:
+        """The bound ``u >= -base`` that keeps ``base + u >= 0`` (``nonneg``, real images), or None."""
+        if not self.nonneg or u.is_complex():
+            return None
+        return -base.real if base.is_complex() else -base
 
     # -- posterior sampling -------------------------------------------------------------------------
     def _sample(self, z_best, u_best, y, op, adapter, misfit_sq, gen) -> tuple[torch.Tensor, dict[str, Any]]:

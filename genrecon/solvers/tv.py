@@ -56,11 +56,13 @@ class TVProx:
         self.nonneg = nonneg
         self.p: torch.Tensor | None = None
 
-    def __call__(self, b: torch.Tensor, step: float) -> torch.Tensor:
+    def __call__(self, b: torch.Tensor, step: float, lower: torch.Tensor | None = None) -> torch.Tensor:
+        """The prox at ``b`` for step ``step``; ``lower`` (real images): the constraint ``x >= lower`` instead."""
         lam = self.lam * step
-        constrain = self.nonneg and not b.is_complex()
+        constrain = (self.nonneg or lower is not None) and not b.is_complex()
+        bound = 0.0 if lower is None else _to_planes(lower.to(b.dtype).expand_as(b))
         if lam <= 0:
-            return b.clamp(min=0) if constrain else b.clone()
+            return torch.maximum(b, bound if lower is not None else torch.zeros_like(b)) if constrain else b.clone()
         br = _to_planes(b)  # (..., K, H, W)
         p = self.p  # (..., K, 2, H, W)
         if p is None or p.shape[:-3] != br.shape[:-2] or p.shape[-2:] != br.shape[-2:] or p.dtype != br.dtype:
@@ -71,7 +73,7 @@ class TVProx:
         for _ in range(self.n_iter):
             x = torch.add(br, div2d(q), alpha=lam)
             if constrain:
-                x.clamp_(min=0)
+                x = x.clamp_(min=0) if lower is None else torch.maximum(x, bound)
             g = torch.add(q, grad2d(x), alpha=scale)
             norm = g.square().sum(dim=(-4, -3), keepdim=True).sqrt_().clamp_(min=1.0)
             p_new = g.div_(norm)
@@ -81,7 +83,7 @@ class TVProx:
         self.p = p
         x = torch.add(br, div2d(p), alpha=lam)
         if constrain:
-            x.clamp_(min=0)
+            x = x.clamp_(min=0) if lower is None else torch.maximum(x, bound)
         return _from_planes(x, b.is_complex())
 
 
