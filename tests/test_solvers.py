@@ -92,6 +92,8 @@ def test_tv_prox_lower_bound(gen):
     assert bool((free < lower - 1e-3).any())  # the bound is active somewhere
     # a zero bound is the nonneg constraint
     torch.testing.assert_close(TVProx(0.1, 100)(b, 1.0, torch.zeros_like(b)), TVProx(0.1, 100, nonneg=True)(b, 1.0))
+    # no TV weight: the prox is the projection onto the bound
+    torch.testing.assert_close(TVProx(0.0, 10)(b, 1.0, lower), torch.maximum(b, lower))
 
 
 def test_grad_div_adjoint(gen):

@@ -583,11 +583,12 @@ class LatentInversion(Reconstructor):
             # the same objective with the generator switched off (x = u): keep whichever is lower
             with torch.no_grad():
                 u0 = self._polish(None, torch.zeros_like(u[best : best + 1]), y, op, max(self.hybrid_polish, 100))
-                objective0 = float(_sqnorm(op(u0) - y)[0] + self._penalty(u0)[0])
+                data0 = float(_sqnorm(op(u0) - y)[0])
+                objective0 = data0 + float(self._penalty(u0)[0])
             info["generator_kept"] = objective0 >= info["objective"]
             if not info["generator_kept"]:
                 x_map, u = u0, u0.expand_as(u)
-                info.update(objective=objective0, data_misfit=math.sqrt(float(_sqnorm(op(u0) - y)[0])) / y_norm)
+                info.update(objective=objective0, data_misfit=math.sqrt(data0) / y_norm)
         if hybrid:
             info["u_fraction"] = float(u[best].abs().norm() / x_map.abs().norm().clamp(min=1e-30))
             info["u"] = u[best]
@@ -603,8 +604,7 @@ class LatentInversion(Reconstructor):
         """Optimise ``z`` in place (and ``u``, hybrid); return ``(iterations, u)``."""
         hybrid = u is not None
         if hybrid:
-            step_u = 1.0 / (2.0 * self._norm_squared(op, y) * 1.01)
-            tv = TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None
+            step_u, tv = self._u_solver(op, y)
         prev, calm = None, 0
         if self.optimizer == "lbfgs":
             with torch.no_grad():
@@ -641,10 +641,7 @@ class LatentInversion(Reconstructor):
                 if hybrid and it > warm:
                     f = f.detach() + self._penalty(u)
                     v = u - (2.0 * step_u) * op.adjoint(r.detach())
-                    lower = self._lower(x.detach() - u, v)
-                    u = tv(v, step_u, lower) if tv is not None else soft_threshold(v, step_u * self.hybrid_weight)
-                    if lower is not None and tv is None:
-                        u = torch.maximum(u, lower)
+                    u = self._prox_u(tv, v, step_u, self._lower(x.detach() - u, v))
                 value = float(f.mean())
                 if callback is not None:
                     best = int(torch.argmin(f))
@@ -664,21 +661,26 @@ class LatentInversion(Reconstructor):
 
     def _polish(self, base, u, y, op, n_iter: int) -> torch.Tensor:
         """FISTA on ``||A (base + u) - y||^2 + w R(u)`` over ``u`` (``base``: ``T(G(z))`` with ``z`` fixed, or 0)."""
-        step = 1.0 / (2.0 * self._norm_squared(op, y) * 1.01)
-        tv = TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None
+        step, tv = self._u_solver(op, y)
 
         def grad_f(v):
             return 2.0 * op.adjoint(op(v if base is None else base + v) - y)
 
         lower = self._lower(torch.zeros_like(u) if base is None else base, u)
+        return fista(grad_f, lambda v, s: self._prox_u(tv, v, s, lower), u, step=step, n_iter=n_iter).x
 
-        def prox(v, s):
-            if tv is not None:
-                return tv(v, s, lower)
-            out = soft_threshold(v, s * self.hybrid_weight)
-            return out if lower is None else torch.maximum(out, lower)
+    def _u_solver(self, op, y) -> tuple[float, TVProx | None]:
+        """The proximal-gradient step on ``u`` (``1 / (2 ||A||^2)``, with a hair of safety) and a fresh TV prox."""
+        step = 1.0 / (2.0 * self._norm_squared(op, y) * 1.01)
+        return step, (TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None)
 
-        return fista(grad_f, prox, u, step=step, n_iter=n_iter).x
+    def _prox_u(self, tv: TVProx | None, v: torch.Tensor, s: float, lower: torch.Tensor | None) -> torch.Tensor:
+        """``prox_{s w R}(v)`` with the optional bound ``u >= lower`` (TV: inside the dual method; L1: separable,
+        so the soft threshold clipped at the bound)."""
+        if tv is not None:
+            return tv(v, s, lower)
+        out = soft_threshold(v, s * self.hybrid_weight)
+        return out if lower is None else torch.maximum(out, lower)
 
     def _lower(self, base: torch.Tensor, u: torch.Tensor) -> torch.Tensor | None:
         """The bound ``u >= -base`` that keeps ``base + u >= 0`` (``nonneg``, real images), or None."""

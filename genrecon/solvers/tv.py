@@ -60,9 +60,11 @@ class TVProx:
         """The prox at ``b`` for step ``step``; ``lower`` (real images): the constraint ``x >= lower`` instead."""
         lam = self.lam * step
         constrain = (self.nonneg or lower is not None) and not b.is_complex()
-        bound = 0.0 if lower is None else _to_planes(lower.to(b.dtype).expand_as(b))
         if lam <= 0:
-            return torch.maximum(b, bound if lower is not None else torch.zeros_like(b)) if constrain else b.clone()
+            if not constrain:
+                return b.clone()
+            return b.clamp(min=0) if lower is None else torch.maximum(b, lower.to(b.dtype))
+        bound = None if lower is None else _to_planes(lower.to(b.dtype).expand_as(b))
         br = _to_planes(b)  # (..., K, H, W)
         p = self.p  # (..., K, 2, H, W)
         if p is None or p.shape[:-3] != br.shape[:-2] or p.shape[-2:] != br.shape[-2:] or p.dtype != br.dtype:
