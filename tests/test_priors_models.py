@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from genrecon.errors import ShapeError
+from genrecon.errors import ConfigError, ShapeError
 from genrecon.priors import ConvVAE, DiffusionPrior, EDMSchedule, UNet, VPSchedule, kl_divergence
 from genrecon.priors.unet import count_parameters, init_parameters, materialise
 
@@ -208,6 +208,26 @@ def test_vae_shapes_and_range():
         vae.decode(torch.zeros(2, 5))
     with pytest.raises(ShapeError):
         vae.encode(torch.zeros(2, 1, 8, 8))
+
+
+def test_spatial_latent_vae_shapes_locality_and_size_check():
+    vae = ConvVAE.build({"latent_dim": 3 * 16, "latent_channels": 3, "base_channels": 8, "channel_mults": [1, 2],
+                         "groups": 4}, image_size=16, generator=torch.Generator().manual_seed(0))
+    assert vae.latent_shape == (3, 4, 4) and vae.latent_dim == 48
+    x = torch.rand(2, 1, 16, 16)
+    mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (2, 48)
+    z = torch.randn(2, 48, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(vae.decode(z), vae.decode(z.reshape(2, 3, 4, 4)))
+    # a latent cell changes its own patch of the image most (a spatial code; GroupNorm spreads a little further)
+    z2 = z.reshape(2, 3, 4, 4).clone()
+    z2[:, :, 0, 0] += 3.0
+    change = (vae.decode(z2) - vae.decode(z)).abs()[:, 0]
+    assert change[:, :4, :4].mean() > 3 * change[:, 12:, 12:].mean()
+    with pytest.raises(ShapeError):
+        vae.decode(torch.zeros(2, 3, 2, 2))
+    with pytest.raises(ConfigError, match="set latent_dim: 48"):
+        ConvVAE(image_size=16, latent_dim=40, latent_channels=3, base_channels=8, channel_mults=(1, 2), groups=4)
 
 
 def test_kl_nonnegative_and_zero_at_prior():

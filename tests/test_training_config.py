@@ -68,6 +68,15 @@ def test_cross_field_size_and_attention():
     assert any("attention_levels [3, -3] outside the 2 levels" in p for p in found)
 
 
+def test_spatial_latent_size_must_match_the_grid():
+    gen = {**MINIMAL, "kind": "generator", "data": {"path": "x", "size": 32}}
+    cfg = parse_train_config({**gen, "model": {"latent_channels": 4, "latent_dim": 64, "channel_mults": [1, 2, 4]}})
+    assert cfg.model.arch_params()["latent_channels"] == 4
+    found = problems_of({**gen, "model": {"latent_channels": 4, "latent_dim": 128, "channel_mults": [1, 2, 4]}})
+    assert found == ["model.latent_dim must be latent_channels x (data.size / 2^len(channel_mults))^2 = 4 x 4^2 = "
+                     "64 with a spatial latent; got 128"]
+
+
 def test_overrides_yaml_values(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(MINIMAL))

@@ -63,7 +63,7 @@ class Options:
     repeats: int = 5
     quick: bool = False
     slices: int | None = None
-    samples: int = 2
+    samples: int = 4
     data_dir: Path = Path("data/prepared")
     seed: int = 0
     all_devices: bool = False

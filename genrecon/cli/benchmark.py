@@ -73,7 +73,7 @@ def benchmark(
     quick: bool = typer.Option(False, "--quick", help="fewer sizes, slices and steps: checks the code in minutes"),
     slices: Optional[int] = typer.Option(None, "--slices", min=1,
                                          help="images per modality (generative default 12, classical all 5)"),
-    samples: int = typer.Option(2, "--samples", min=1, help="DPS posterior samples per slice (> 1: coverage)"),
+    samples: int = typer.Option(4, "--samples", min=1, help="DPS posterior samples per slice (> 1: coverage)"),
     data: Path = typer.Option(Path("data/prepared"), "--data",
                               help="folder of brain-mri-128.h5 / head-ct-128.h5 (scripts/prepare_data.py all)"),
     seed: int = typer.Option(0, "--seed", help="base seed of masks, noise and samplers"),

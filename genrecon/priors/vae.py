@@ -4,6 +4,13 @@ Encoder: ``n`` stride-2 conv stages down to ``S / 2^n``, then linear maps to ``m
 Decoder: linear to the coarse grid, ``n`` nearest-upsample + conv stages, a 3x3 conv and a **sigmoid**, so
 ``G(z)`` lies in ``(0, 1)``, the image range of the training data. The latent prior is ``z ~ N(0, I)``.
 
+With ``latent_channels > 0`` the latent is *spatial*: ``z`` is a ``latent_channels x S/2^n x S/2^n`` grid made
+by 1x1 convolutions of the coarse features (and read back by a 3x3 convolution) instead of a vector made by
+linear maps. Each latent cell then describes one ``2^n x 2^n`` patch, so the code generalises to slices the
+model has not seen far better than a global vector learnt from a few heads (the shipped generators use it;
+``latent_dim`` must then equal ``latent_channels x (S/2^n)^2``). Outside the class latents are always flat
+``(B, latent_dim)``; :meth:`ConvVAE.decode` also takes ``(B, *latent_shape)``.
+
 Loss per image (``P`` pixels): ``(sum_pixels l(x, G(z)) + beta KL(q(z|x) || N(0, I))) / P`` with ``l`` the
 squared error (``recon="mse"``) or binary cross-entropy (``recon="bce"``), ``z = mu + sigma * e``.
 
@@ -60,6 +67,8 @@ class ConvVAE(nn.Module):
         base_channels: width of the finest stage.
         channel_mults: width multiplier per stage, finest first; one stride-2 step each.
         groups: GroupNorm groups.
+        latent_channels: 0 for a latent vector of ``latent_dim`` entries; > 0 for a spatial latent grid of
+            this many channels at the coarse resolution (then ``latent_dim = latent_channels * coarse^2``).
     """
 
     kind = "generator"
@@ -74,6 +83,7 @@ class ConvVAE(nn.Module):
         base_channels: int = 16,
         channel_mults: tuple[int, ...] = (1, 2, 4, 8, 8),
         groups: int = 8,
+        latent_channels: int = 0,
     ):
         super().__init__()
         n = len(channel_mults)
@@ -88,6 +98,8 @@ class ConvVAE(nn.Module):
             "channel_mults": [int(m) for m in channel_mults],
             "groups": int(groups),
         }
+        if latent_channels:
+            self.config["latent_channels"] = int(latent_channels)
         self.image_size = int(image_size)
         self.channels = int(channels)
         self.latent_dim = int(latent_dim)
@@ -99,10 +111,24 @@ class ConvVAE(nn.Module):
             enc.append(_Stage(c, w, groups, down=True))
             c = w
         self.encoder = nn.Sequential(*enc)
-        flat = widths[-1] * self.coarse**2
-        self.to_mu = nn.Linear(flat, latent_dim)
-        self.to_logvar = nn.Linear(flat, latent_dim)
-        self.from_z = nn.Linear(latent_dim, flat)
+        self.latent_channels = int(latent_channels)
+        if self.latent_channels < 0:
+            raise ConfigError(f"VAE latent_channels must be >= 0, got {latent_channels}")
+        if self.latent_channels:
+            grid = self.latent_channels * self.coarse**2
+            if self.latent_dim != grid:
+                raise ConfigError(
+                    f"VAE with latent_channels {self.latent_channels} has a {self.latent_channels}x{self.coarse}x"
+                    f"{self.coarse} latent grid: set latent_dim: {grid} (got {self.latent_dim})"
+                )
+            self.to_mu = nn.Conv2d(widths[-1], self.latent_channels, 1)
+            self.to_logvar = nn.Conv2d(widths[-1], self.latent_channels, 1)
+            self.from_z = nn.Conv2d(self.latent_channels, widths[-1], 3, padding=1)
+        else:
+            flat = widths[-1] * self.coarse**2
+            self.to_mu = nn.Linear(flat, latent_dim)
+            self.to_logvar = nn.Linear(flat, latent_dim)
+            self.from_z = nn.Linear(latent_dim, flat)
         dec = []
         for w in reversed(widths):
             dec.append(_Stage(c, w, groups, down=False))
@@ -131,7 +157,9 @@ class ConvVAE(nn.Module):
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
-        """Shape of one latent code: ``(latent_dim,)``."""
+        """Shape of one latent code: ``(latent_dim,)``, or ``(latent_channels, coarse, coarse)`` when spatial."""
+        if self.latent_channels:
+            return (self.latent_channels, self.coarse, self.coarse)
         return (self.latent_dim,)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,14 +167,22 @@ class ConvVAE(nn.Module):
         expected = (self.channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ShapeError(f"VAE encoder expects images (B, {', '.join(map(str, expected))}); got {tuple(x.shape)}")
+        if self.latent_channels:
+            h = self.encoder(x)
+            return self.to_mu(h).flatten(1), self.to_logvar(h).flatten(1)
         h = self.encoder(x).flatten(1)
         return self.to_mu(h), self.to_logvar(h)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Pre-sigmoid decoder output ``(B, C, S, S)``."""
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ShapeError(f"VAE decoder expects latents (B, {self.latent_dim}); got {tuple(z.shape)}")
-        h = self.from_z(z).reshape(-1, self.coarse_channels, self.coarse, self.coarse)
+        """Pre-sigmoid decoder output ``(B, C, S, S)`` for latents ``(B, latent_dim)`` or ``(B, *latent_shape)``."""
+        shape = self.latent_shape
+        if not ((z.ndim == 2 and z.shape[1] == self.latent_dim) or tuple(z.shape[1:]) == shape):
+            want = f"(B, {self.latent_dim})" + (f" or (B, {', '.join(map(str, shape))})" if len(shape) > 1 else "")
+            raise ShapeError(f"VAE decoder expects latents {want}; got {tuple(z.shape)}")
+        if self.latent_channels:
+            h = self.from_z(z.reshape(-1, *shape))
+        else:
+            h = self.from_z(z.reshape(-1, self.latent_dim)).reshape(-1, self.coarse_channels, self.coarse, self.coarse)
         return self.conv_out(self.decoder(F.silu(h)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,11 @@ shape, never the measurement's.
 the network; after each denoising step ``x0_hat`` is replaced by a few conjugate-gradient steps on
 ``||A x - y||^2 + gamma ||x - x0_hat||^2`` started at ``x0_hat``, then a DDIM step continues from it.
 It needs far fewer steps and no backpropagation (cheaper per step, much less memory).
+With ``tv > 0`` (and ``nonneg``) the subproblem gains a total-variation term, ``1/2 ||A x - y||^2 +
+gamma/2 ||x - x0_hat||^2 + tv TV(x)`` (``x >= 0``), solved by ``cg_iter`` FISTA iterations with a warm-started TV
+prox, in the spirit of DiffusionMBIR (Chung et al., CVPR 2023), which puts a TV-regularised ADMM in the same place:
+the prior supplies texture and what the measurements miss, TV removes the noise and streaks that a pure
+least-squares step lets in (sparse-view CT).
 
 ``samples: N`` draws N posterior samples in one batch; the estimate is their mean (``estimate: mean``) or
 the first sample, and ``info["std"]`` holds the per-pixel standard deviation.
@@ -25,6 +30,8 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, ShapeError
 from ..registry import RECONSTRUCTORS
+from ..solvers.fista import fista
+from ..solvers.tv import TVProx
 from .base import Reconstructor
 
 
@@ -61,6 +68,25 @@ def conjugate_gradient(apply, b: torch.Tensor, x0: torch.Tensor, n_iter: int, to
     return x
 
 
+def data_consistency(op, aty: torch.Tensor, start: torch.Tensor, *, gamma: float, n_iter: int,
+                     tv_prox: TVProx | None = None, lip: float | None = None) -> torch.Tensor:
+    """The ``project`` step: ``argmin_x 1/2 ||A x - y||^2 + gamma/2 ||x - start||^2 (+ TV(x) by ``tv_prox``)``.
+
+    ``n_iter`` CG iterations on the normal equations ``(A^H A + gamma) x = A^H y + gamma start`` from ``start``;
+    with a TV prox, ``n_iter`` FISTA iterations more from the CG solution (step ``1 / (||A||^2 + gamma)``, ``lip``
+    = ``||A||^2``). CG alone is far faster on the ill-conditioned least-squares part than proximal gradient, so
+    the TV term only refines its result (FISTA from ``start`` lost 1-2 dB on CT in 10 iterations).
+    """
+    rhs = aty + gamma * start
+    sol = conjugate_gradient(lambda v: op.normal(v) + gamma * v, rhs, start, n_iter)
+    if tv_prox is None:
+        return sol
+    if lip is None:
+        raise ValueError("data_consistency: a TV prox needs lip = ||A||^2")
+    return fista(lambda v: op.normal(v) + gamma * v - rhs, tv_prox, sol, step=1.0 / (1.01 * lip + gamma),
+                 n_iter=n_iter).x
+
+
 @RECONSTRUCTORS.register("dps")
 class DPS(Reconstructor):
     """Diffusion posterior sampling with a diffusion prior; `consistency: project` is the fast CG variant.
@@ -76,8 +102,11 @@ class DPS(Reconstructor):
         samples: posterior samples drawn in one batch.
         estimate: report the samples' ``mean`` or the first ``sample``.
         consistency: ``none`` (DPS) or ``project`` (CG data consistency on x0_hat, no backpropagation).
-        cg_iter: CG iterations per step for ``project``.
+        cg_iter: CG iterations per step for ``project`` (FISTA iterations when ``tv > 0``).
         gamma: weight of ``||x - x0_hat||^2`` in the ``project`` subproblem (relative to ``||A||^2``).
+        tv: weight of a total-variation term in the ``project`` subproblem, in the operator's image units (the
+            scale of ``fista_tv``'s ``lam``); 0 turns it off (plain CG projection).
+        nonneg: with ``tv > 0``, constrain real images to ``x >= 0`` in the subproblem (CT attenuation).
         intensity_scale: image units per unit of the prior's ``[0, 1]`` range (1.0 for images normalised
             to ``[0, 1]``, the pipeline default).
         clip: clamp ``x0_hat`` to the prior's range at each step.
@@ -95,6 +124,8 @@ class DPS(Reconstructor):
         consistency: Literal["none", "project"] = "none",
         cg_iter: int = 10,
         gamma: float = 0.002,
+        tv: float = 0.0,
+        nonneg: bool = False,
         intensity_scale: float = 1.0,
         clip: bool = True,
     ):
@@ -114,11 +145,15 @@ class DPS(Reconstructor):
             problems.append(f"dps: consistency must be 'none' or 'project', got {consistency!r}")
         if cg_iter < 1 or gamma < 0 or intensity_scale <= 0:
             problems.append("dps: cg_iter must be >= 1, gamma >= 0 and intensity_scale > 0")
+        if tv < 0:
+            problems.append(f"dps: tv must be >= 0, got {tv}")
+        elif (tv > 0 or nonneg) and consistency != "project":
+            problems.append("dps: tv and nonneg act on the data-consistency step: set consistency: project")
         if problems:
             raise ConfigError(problems)
         self.steps, self.zeta, self.eta, self.samples = steps, zeta, eta, samples
         self.estimate, self.consistency, self.cg_iter, self.gamma = estimate, consistency, cg_iter, gamma
-        self.intensity_scale, self.clip = intensity_scale, clip
+        self.intensity_scale, self.clip, self.tv, self.nonneg = intensity_scale, clip, float(tv), bool(nonneg)
         if isinstance(prior, torch.nn.Module):
             self.prior, self.prior_meta = prior, {"kind": getattr(prior, "kind", "diffusion")}
             if getattr(prior, "kind", "diffusion") != "diffusion":
@@ -173,6 +208,7 @@ class DPS(Reconstructor):
         lo, hi = self.prior.to_model(torch.tensor(0.0)).item(), self.prior.to_model(torch.tensor(1.0)).item()
         aty = op.adjoint(yb) if self.consistency == "project" else None
         lip = None
+        tv_prox = TVProx(self.tv, 5, nonneg=self.nonneg) if self.tv > 0 or self.nonneg else None
         for i in range(self.steps):
             t, t_next = ts[i], ts[i + 1]
             if self.consistency == "none":
@@ -200,8 +236,7 @@ class DPS(Reconstructor):
                             dtype=torch.float32 if dtype == torch.float32 else torch.float64, device=device) ** 2
                     g = self.gamma * lip
                     start = self._to_domain(x0_hat, op)
-                    rhs = aty + g * start
-                    sol = conjugate_gradient(lambda v: op.normal(v) + g * v, rhs, start, self.cg_iter)
+                    sol = data_consistency(op, aty, start, gamma=g, n_iter=self.cg_iter, tv_prox=tv_prox, lip=lip)
                     x0_hat = self._from_domain(sol)
                     if self.clip:
                         x0_hat = x0_hat.clamp(lo, hi)
@@ -215,7 +250,7 @@ class DPS(Reconstructor):
             final = final.clamp(lo, hi)
         images = self._to_domain(final, op)
         mags = images.real if images.is_complex() else images
-        self.info.update(nfe=self.steps, n_samples=n, steps=self.steps, consistency=self.consistency)
+        self.info.update(nfe=self.steps, n_samples=n, steps=self.steps, consistency=self.consistency, tv=self.tv)
         if n > 1:
             self.info["std"] = mags.std(dim=0, unbiased=True)
             if n <= 16:

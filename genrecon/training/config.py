@@ -117,6 +117,9 @@ class GeneratorModel:
         default=(1, 2, 4, 8, 8), metadata={"item": {"ge": 1}, "doc": "width multiplier per stage (one halving each)"}
     )
     groups: int = field(default=8, metadata={"ge": 1, "doc": "GroupNorm groups"})
+    latent_channels: int = field(default=0, metadata={
+        "ge": 0, "doc": "0: latent vector; > 0: spatial latent grid of this many channels at the coarse "
+                        "resolution (latent_dim must be latent_channels x coarse^2)"})
     recon: Literal["mse", "bce"] = field(default="mse", metadata={"doc": "reconstruction loss"})
     beta: float = field(default=0.01, metadata={"ge": 0, "doc": "KL weight (per image, against summed recon)"})
     beta_warmup_steps: int = field(default=1000, metadata={"ge": 0, "doc": "beta ramps linearly from 0"})
@@ -128,6 +131,7 @@ class GeneratorModel:
             "base_channels": self.base_channels,
             "channel_mults": list(self.channel_mults),
             "groups": self.groups,
+            **({"latent_channels": self.latent_channels} if self.latent_channels else {}),
         }
 
     def size_multiple(self) -> int:
@@ -230,6 +234,14 @@ def parse_train_config(raw: dict[str, Any]) -> TrainConfig:
                 f"data.size {cfg.data.size} is not a multiple of {m}, which model.channel_mults"
                 f"{' and model.patch_size' if cfg.kind == 'diffusion' else ''} require: change one of them"
             )
+        elif cfg.kind == "generator" and model.latent_channels:
+            grid = model.latent_channels * (cfg.data.size // m) ** 2
+            if model.latent_dim != grid:
+                problems.append(
+                    f"model.latent_dim must be latent_channels x (data.size / 2^len(channel_mults))^2 = "
+                    f"{model.latent_channels} x {cfg.data.size // m}^2 = {grid} with a spatial latent; got "
+                    f"{model.latent_dim}"
+                )
     if problems:
         raise ConfigError(problems)
     return dataclasses.replace(cfg, model=model)
