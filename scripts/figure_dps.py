@@ -5,7 +5,8 @@ Uses the settings, tuned defaults and simulation of ``scripts/bench_dps.py`` on 
 each modality (the middle one), with the shipped diffusion priors:
 
 - MRI: single-coil random Cartesian 8x, ``dps`` with gradient guidance (the better variant on MRI);
-- CT: 90 views over [0, 90) deg, ``dps`` with ``consistency: project`` (the better variant on CT).
+- CT: 90 views over [0, 90) deg, ``dps`` with ``consistency: project`` and TV in the projection (the better
+  variant on CT; ``tv`` = 2 x the setting's FISTA-TV weight, ``nonneg``).
 
 Images are shown on [0, 1] (image units); the std map and |error| maps are shown on [0, 0.2] (x5). PSNR / SSIM
 (data range 1) and the 2-sigma coverage are written under each tile.
@@ -33,7 +34,7 @@ from genrecon.io.atomic import atomic_write  # noqa: E402
 from genrecon.metrics import psnr, ssim  # noqa: E402
 from genrecon.registry import RECONSTRUCTORS  # noqa: E402
 
-CASES = [("MRI 8x", "mri8", "grad"), ("CT 90 deg", "ct_lim90", "project")]
+CASES = [("MRI 8x", "mri8", "grad"), ("CT 90 deg", "ct_lim90", "project_tv")]
 ERR_SCALE = 0.2
 
 
@@ -47,6 +48,10 @@ def reconstruct(setting: str, variant: str, samples: int, seed: int) -> dict:
     params = {"prior": str(bd.PRIORS[modality]), "samples": samples,
               "intensity_scale": 1.0 if modality == "mri" else bd.MU_PER_UNIT}
     params.update({"zeta": bd.ZETA[modality], **bd.DPS_GRAD} if variant == "grad" else bd.DPS_PROJECT)
+    if variant == "project_tv":
+        from genrecon.benchmark.generative import DPS_TV_FACTOR
+
+        params.update(tv=DPS_TV_FACTOR[modality] * bd.LAM_DEFAULT[setting], nonneg=modality == "ct")
     dps = RECONSTRUCTORS.build("dps", params)
     with torch.no_grad():
         x_tv = tv(y, op).abs() / scale
