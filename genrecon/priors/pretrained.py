@@ -114,4 +114,11 @@ def render_model_card(meta: dict, *, name: str | None = None) -> str:
         "contrasts, scanners or sizes poorly.",
         "",
     ]
+    if (meta.get("arch_params") or {}).get("latent_channels"):
+        lines[-1:-1] = [
+            "",
+            "Spatial latent with a small KL weight: the decoder represents unseen slices well (latent inversion "
+            "from the encoder's start), but G(z) for z ~ N(0, I) is texture, not anatomy (the samples below): "
+            "use it to reconstruct, not to generate.",
+        ]
     return "\n".join(lines)
