@@ -13,8 +13,8 @@ the network; after each denoising step ``x0_hat`` is replaced by a few conjugate
 ``||A x - y||^2 + gamma ||x - x0_hat||^2`` started at ``x0_hat``, then a DDIM step continues from it.
 It needs far fewer steps and no backpropagation (cheaper per step, much less memory).
 With ``tv > 0`` (and ``nonneg``) the subproblem gains a total-variation term, ``1/2 ||A x - y||^2 +
-gamma/2 ||x - x0_hat||^2 + tv TV(x)`` (``x >= 0``), solved by ``cg_iter`` FISTA iterations with a warm-started TV
-prox, in the spirit of DiffusionMBIR (Chung et al., CVPR 2023), which puts a TV-regularised ADMM in the same place:
+gamma/2 ||x - x0_hat||^2 + tv TV(x)`` (``x >= 0``): ``cg_iter`` FISTA iterations with a warm-started TV prox
+refine the CG solution, in the spirit of DiffusionMBIR (Chung et al., CVPR 2023), which puts a TV-regularised ADMM in the same place:
 the prior supplies texture and what the measurements miss, TV removes the noise and streaks that a pure
 least-squares step lets in (sparse-view CT).
 
@@ -106,7 +106,8 @@ class DPS(Reconstructor):
         gamma: weight of ``||x - x0_hat||^2`` in the ``project`` subproblem (relative to ``||A||^2``).
         tv: weight of a total-variation term in the ``project`` subproblem, in the operator's image units (the
             scale of ``fista_tv``'s ``lam``); 0 turns it off (plain CG projection).
-        nonneg: with ``tv > 0``, constrain real images to ``x >= 0`` in the subproblem (CT attenuation).
+        nonneg: constrain real images to ``x >= 0`` in the ``project`` subproblem (CT attenuation; with ``tv: 0``
+            the FISTA refinement is then a projected gradient method).
         intensity_scale: image units per unit of the prior's ``[0, 1]`` range (1.0 for images normalised
             to ``[0, 1]``, the pipeline default).
         clip: clamp ``x0_hat`` to the prior's range at each step.
