@@ -82,6 +82,13 @@ DPS_PROJECT = {"consistency": "project", "steps": 100, "eta": 1.0, "gamma": 0.00
 #: chosen on training slices (benchmarks/dps.md): CT 30 views 1/2/4/8 -> 40.03/40.22/40.08/39.16 dB (no TV 39.22),
 #: limited 90 1/2/4 -> 32.48/32.60/32.73 (31.89); MRI 8x 0.5/1/2 -> 24.52/23.81/22.71 (24.17)
 DPS_TV_FACTOR = {"mri": 0.5, "ct": 2.0}
+
+
+def dps_tv_params(setting: str) -> dict:
+    """``tv`` and ``nonneg`` of ``dps project+tv`` for a setting (the figure script uses them too)."""
+    modality = SETTINGS[setting][0]
+    return {"tv": DPS_TV_FACTOR[modality] * LAM_DEFAULT[setting], "nonneg": modality == "ct"}
+
 #: latent inversion: MAP, 2 restarts of 200 Adam steps; hybrid with TV on u at ``hybrid_tv_factor`` x the setting's
 #: FISTA-TV weight (FISTA-TV minimises 1/2 ||Ax - y||^2 + lam TV(x), latent inversion ||A x - y||^2 + w TV(u): w = 2 lam
 #: is the same TV strength, now on the deviation from G(z)); TV beat L1 on u on training slices (benchmarks/latent.md)
@@ -213,8 +220,7 @@ def methods_for(setting: str, plan: Plan) -> list[tuple[str, str, dict]]:
             grad["steps"] = proj["steps"] = plan.dps_steps
         out.append(("dps", "dps", grad))
         out.append(("dps project", "dps", proj))
-        out.append(("dps project+tv", "dps", {**proj, "tv": DPS_TV_FACTOR[modality] * LAM_DEFAULT[setting],
-                                               "nonneg": modality == "ct"}))
+        out.append(("dps project+tv", "dps", {**proj, **dps_tv_params(setting)}))
     return out
 
 

@@ -39,6 +39,11 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.sum(mu**2 + torch.exp(logvar) - 1 - logvar, dim=1)
 
 
+def spatial_latent_dim(latent_channels: int, image_size: int, n_stages: int) -> int:
+    """Entries of a spatial latent: ``latent_channels x (image_size / 2^n_stages)^2``."""
+    return latent_channels * (image_size // 2**n_stages) ** 2
+
+
 class _Stage(nn.Module):
     """conv (stride 2 or after upsampling) -> GN -> SiLU -> conv -> GN -> SiLU."""
 
@@ -115,7 +120,7 @@ class ConvVAE(nn.Module):
         if self.latent_channels < 0:
             raise ConfigError(f"VAE latent_channels must be >= 0, got {latent_channels}")
         if self.latent_channels:
-            grid = self.latent_channels * self.coarse**2
+            grid = spatial_latent_dim(self.latent_channels, self.image_size, n)
             if self.latent_dim != grid:
                 raise ConfigError(
                     f"VAE with latent_channels {self.latent_channels} has a {self.latent_channels}x{self.coarse}x"
@@ -167,11 +172,10 @@ class ConvVAE(nn.Module):
         expected = (self.channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ShapeError(f"VAE encoder expects images (B, {', '.join(map(str, expected))}); got {tuple(x.shape)}")
-        if self.latent_channels:
-            h = self.encoder(x)
-            return self.to_mu(h).flatten(1), self.to_logvar(h).flatten(1)
-        h = self.encoder(x).flatten(1)
-        return self.to_mu(h), self.to_logvar(h)
+        h = self.encoder(x)
+        if not self.latent_channels:
+            h = h.flatten(1)
+        return self.to_mu(h).flatten(1), self.to_logvar(h).flatten(1)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid decoder output ``(B, C, S, S)`` for latents ``(B, latent_dim)`` or ``(B, *latent_shape)``."""

@@ -235,7 +235,9 @@ def parse_train_config(raw: dict[str, Any]) -> TrainConfig:
                 f"{' and model.patch_size' if cfg.kind == 'diffusion' else ''} require: change one of them"
             )
         elif cfg.kind == "generator" and model.latent_channels:
-            grid = model.latent_channels * (cfg.data.size // m) ** 2
+            from ..priors.vae import spatial_latent_dim
+
+            grid = spatial_latent_dim(model.latent_channels, cfg.data.size, len(model.channel_mults))
             if model.latent_dim != grid:
                 problems.append(
                     f"model.latent_dim must be latent_channels x (data.size / 2^len(channel_mults))^2 = "
