@@ -185,3 +185,43 @@ def test_dps_tv_needs_project_and_reports_it():
     a = rec(y[None].double(), Dense(A).double(), generator=torch.Generator().manual_seed(3))
     b = rec(y[None].double(), Dense(A).double(), generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and rec.info["tv"] == 0.01
+
+
+def test_dps_init_time_starts_from_the_given_image_and_keeps_its_unmeasured_part():
+    """``init_time < 1`` (CCDF): noise ``x0`` to the time ``init_time`` and run only the rest of the trajectory.
+
+    The measurements say nothing along A's null space, so there the result must follow the start image (shrunk
+    toward the prior mean by the denoiser, the more the later it starts) when starting late, and the prior when
+    starting from pure noise. The network runs ``steps - round((1 - init_time) steps)`` times."""
+    prior, A, y = _problem(0.01, m=6)
+    mu, _ = prior.posterior(y, A, 0.01)
+    v = torch.linalg.svd(A, full_matrices=True)[2][-1]  # a unit null-space direction of A
+    x0 = (mu + 2.0 * v).reshape(1, 1, SIZE, SIZE)
+    op = Dense(A).double()
+
+    def run(init_time, start, rounds=1):
+        rec = RECONSTRUCTORS.build("dps", {"prior": prior, "consistency": "project", "steps": 40, "samples": 4,
+                                           "clip": False, "init_time": init_time, "rounds": rounds})
+        est = rec(y[None].double(), op, x0=start, generator=torch.Generator().manual_seed(2))
+        return float(v @ (est.reshape(-1) - mu)), rec
+
+    late, rec = run(0.05, x0)
+    assert rec.info["nfe"] == 2
+    assert late > 1.2  # the start's offset of 2 along v survives (measured 1.5; 1.98 at init_time 0.02)
+    later, _ = run(0.2, x0)  # more noise on the start: more of the offset is forgotten (measured 0.37)
+    full, rec = run(1.0, x0)  # from pure noise: the start is ignored
+    assert rec.info["nfe"] == 40 and abs(full) < 0.3
+    assert late > later > abs(full)
+    # without an image, the start is the data-consistent (CG) solution: nothing along v
+    own, _ = run(0.05, None)
+    assert abs(own) < 0.3
+    # rounds restart from the previous mean noised to refine_time (0.05: 2 steps each): the prior forgets more
+    again, rec = run(0.05, x0, rounds=3)
+    assert rec.info["nfe"] == 6 and rec.info["rounds"] == 3
+    assert abs(full) < again < late
+    with pytest.raises(ConfigError, match="rounds > 1"):
+        RECONSTRUCTORS.build("dps", {"prior": prior, "rounds": 2})
+    with pytest.raises(ConfigError, match="init_time must be in"):
+        RECONSTRUCTORS.build("dps", {"prior": prior, "consistency": "project", "init_time": 0.0})
+    with pytest.raises(ConfigError, match="set consistency: project"):
+        RECONSTRUCTORS.build("dps", {"prior": prior, "init_time": 0.5})

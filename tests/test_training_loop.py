@@ -202,3 +202,25 @@ def test_save_grid(tmp_path):
     arr = np.asarray(Image.open(path))
     assert arr.shape == (2 * (4 + 2) + 2, 3 * (6 + 2) + 2)
     assert (arr[2:6, 2 + 2 * 8 : 2 + 2 * 8 + 6] == 255).all() and (arr[2:6, 2:8] == 0).all()
+
+
+def test_cosine_learning_rate_schedule(tmp_path, tiny_h5):
+    from genrecon.training.loop import lr_at
+
+    lr, lo, warm, total = 1e-3, 1e-5, 10, 110
+    ramp = [lr_at(s, lr, warm, schedule="cosine", total=total, lr_min=lo) for s in range(warm)]
+    assert ramp == pytest.approx([lr * (s + 1) / warm for s in range(warm)])
+    decay = [lr_at(s, lr, warm, schedule="cosine", total=total, lr_min=lo) for s in range(warm, total + 1)]
+    assert decay[0] == pytest.approx(lr) and decay[-1] == pytest.approx(lo)
+    assert decay[50] == pytest.approx((lr + lo) / 2)  # half-way down the half cosine
+    assert all(a >= b for a, b in zip(decay, decay[1:]))
+    assert lr_at(500, lr, warm, schedule="constant", total=total) == lr
+    # the loop uses it: the logged rate (of each row's last update) peaks after the warm-up, then falls toward lr_min
+    cfg = config(tmp_path, tiny_h5, steps=8, lr=2e-3, warmup_steps=2, lr_schedule="cosine", lr_min=1e-4, log_every=2)
+    train_prior(cfg)
+    with open(tmp_path / "run/loss.csv") as fh:
+        rates = [float(r["lr"]) for r in csv.DictReader(fh) if r["train_loss"]]
+    assert rates[0] == pytest.approx(2e-3) and rates[-1] < 0.15 * 2e-3
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ConfigError, match="lr_min"):
+        config(tmp_path, tiny_h5, lr=1e-3, lr_schedule="cosine", lr_min=1e-2)

@@ -146,6 +146,10 @@ class TrainSection:
     max_minutes: float | None = field(default=None, metadata={"gt": 0, "doc": "stop (and export) after this long"})
     batch_size: int = field(default=8, metadata={"ge": 1, "doc": "global batch (split across DDP ranks)"})
     lr: float = field(default=2e-4, metadata={"gt": 0, "doc": "AdamW learning rate"})
+    lr_schedule: Literal["constant", "cosine"] = field(
+        default="constant",
+        metadata={"doc": "after the warm-up: constant, or a half cosine down to lr_min at train.steps"})
+    lr_min: float = field(default=0.0, metadata={"ge": 0, "doc": "final learning rate of the cosine schedule"})
     weight_decay: float = field(default=0.0, metadata={"ge": 0, "doc": "AdamW weight decay"})
     warmup_steps: int = field(default=100, metadata={"ge": 0, "doc": "linear learning-rate warm-up"})
     grad_clip: float | None = field(default=1.0, metadata={"gt": 0, "doc": "max gradient norm (null: off)"})
@@ -244,6 +248,9 @@ def parse_train_config(raw: dict[str, Any]) -> TrainConfig:
                     f"{model.latent_channels} x {cfg.data.size // m}^2 = {grid} with a spatial latent; got "
                     f"{model.latent_dim}"
                 )
+    t = cfg.train
+    if isinstance(t, TrainSection) and t.lr_schedule == "cosine" and t.lr_min > t.lr:
+        problems.append(f"train.lr_min ({t.lr_min}) must not exceed train.lr ({t.lr}) with lr_schedule: cosine")
     if problems:
         raise ConfigError(problems)
     return dataclasses.replace(cfg, model=model)

@@ -51,9 +51,19 @@ CSV_HEADER = ["step", "train_loss", "val_loss", "lr", "seconds"]
 RESUME_FIXED = ("kind", "seed", "model", "data.size")
 
 
-def lr_at(step: int, lr: float, warmup: int) -> float:
-    """Learning rate of update ``step`` (0-based): ``lr min(1, (step + 1) / warmup)``."""
-    return lr if warmup <= 0 else lr * min(1.0, (step + 1) / warmup)
+def lr_at(step: int, lr: float, warmup: int, *, schedule: str = "constant", total: int = 1,
+          lr_min: float = 0.0) -> float:
+    """Learning rate of update ``step`` (0-based).
+
+    A linear warm-up ``lr (step + 1) / warmup``, then ``lr`` (``constant``) or a half cosine from ``lr`` at the end
+    of the warm-up to ``lr_min`` at update ``total`` (``cosine``).
+    """
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    if schedule == "constant":
+        return lr
+    frac = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * frac))
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
@@ -284,12 +294,16 @@ class _Trainer:
         save_grid(images, self.run_dir / "samples" / f"{name}.png")
 
     # -- the loop ----------------------------------------------------------------------------------
+    def lr_for(self, step: int) -> float:
+        t = self.cfg.train
+        return lr_at(step, t.lr, t.warmup_steps, schedule=t.lr_schedule, total=t.steps, lr_min=t.lr_min)
+
     def train_step(self) -> tuple[torch.Tensor, float]:
         t, a = self.cfg.train, self.cfg.augment
         idx = self.batches.next_indices()
         x = augment(self.data.train[idx], self.aug_gen, flips=a.flips, rotation_deg=a.rotation_deg,
                     intensity_scale=a.intensity_scale).to(self.device)
-        lr = lr_at(self.step, t.lr, t.warmup_steps)
+        lr = self.lr_for(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
@@ -324,7 +338,7 @@ class _Trainer:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         self.start_csv()
         budget = None if t.max_minutes is None else t.max_minutes * 60.0
-        status, lr, start_step = "completed", lr_at(self.step, t.lr, t.warmup_steps), self.step
+        status, lr, start_step = "completed", self.lr_for(self.step), self.step
         last_val_step = -1
         with _SignalFlag() as flag:
             while self.step < t.steps:
