@@ -14,7 +14,7 @@ Methods: zero-filled (MRI) / FBP ramp (CT); ``fista_tv`` (100 iterations, weight
 :data:`LAM_DEFAULT`); ``latent_inversion`` plain and hybrid with the shipped generator priors (MAP only:
 posterior sampling needs a Hessian, about a minute per slice); ``dps`` with gradient guidance and with
 ``consistency: project``, without and with TV in the projection (``tv``: a factor x the setting's FISTA-TV
-weight), with the shipped diffusion priors and ``samples`` posterior samples (mean reported,
+weight; on CT also 5 rounds and, for sparse views, a late start: :data:`DPS_TV_SCHEDULE`), with the shipped diffusion priors and ``samples`` posterior samples (mean reported,
 std map and 2-sigma coverage when samples > 1). A prior that is not shipped is reported missing with the
 reason.
 """
