@@ -343,12 +343,14 @@ class LatentInversion(Reconstructor):
         init: Literal["random", "encoder"] = "random",
         optimizer: Literal["adam", "lbfgs"] = "adam",
         tol: float = 1e-6,
-        mode: Literal["plain", "hybrid"] = "plain",
+        mode: Literal["plain", "hybrid", "anchored"] = "plain",
         hybrid_weight: float = 0.01,
         hybrid_penalty: Literal["l1", "tv"] = "l1",
         hybrid_warmup: float = 0.5,
         hybrid_polish: int = 100,
         hybrid_fallback: bool = True,
+        anchor_weight: float = 0.003,
+        anchor_rounds: int = 2,
         nonneg: bool = False,
         samples: int = 0,
         sampler: Literal["langevin", "laplace"] = "langevin",
@@ -387,6 +389,8 @@ class LatentInversion(Reconstructor):
         if isinstance(hybrid_warmup, (int, float)) and not isinstance(hybrid_warmup, bool) and hybrid_warmup > 1:
             problems.append(f"{WHO}: hybrid_warmup must be in [0, 1] (a fraction of steps), got {hybrid_warmup}")
         integer("hybrid_polish", hybrid_polish, 0)
+        number("anchor_weight", anchor_weight, positive=True)
+        integer("anchor_rounds", anchor_rounds, 1)
         number("noise_sigma", noise_sigma, positive=True, allow_none=True)
         number("langevin_step", langevin_step, positive=True)
         if isinstance(langevin_step, (int, float)) and not isinstance(langevin_step, bool) and langevin_step >= 1:
@@ -394,13 +398,15 @@ class LatentInversion(Reconstructor):
                             f"got {langevin_step}")
         choice("init", init, ("random", "encoder"))
         choice("optimizer", optimizer, ("adam", "lbfgs"))
-        choice("mode", mode, ("plain", "hybrid"))
+        choice("mode", mode, ("plain", "hybrid", "anchored"))
         choice("hybrid_penalty", hybrid_penalty, ("l1", "tv"))
         choice("sampler", sampler, ("langevin", "laplace"))
         problems += check_adapter_params(phase, intensity_scale, WHO)
-        if optimizer == "lbfgs" and mode == "hybrid":
+        if optimizer == "lbfgs" and mode in ("hybrid", "anchored"):
             problems.append(f"{WHO}: optimizer 'lbfgs' needs a smooth objective; use optimizer 'adam' with "
-                            "mode 'hybrid'")
+                            f"mode '{mode}'")
+        if mode == "anchored" and isinstance(samples, int) and samples > 0:
+            problems.append(f"{WHO}: mode 'anchored' gives a MAP estimate only; set samples: 0 or mode plain/hybrid")
         if problems:
             raise ConfigError(problems)
         self.model, self.meta, self.label = _resolve_prior(prior)
@@ -415,6 +421,7 @@ class LatentInversion(Reconstructor):
         self.hybrid_weight, self.hybrid_penalty = float(hybrid_weight), hybrid_penalty
         self.hybrid_warmup, self.hybrid_polish = float(hybrid_warmup), hybrid_polish
         self.hybrid_fallback, self.nonneg = bool(hybrid_fallback), bool(nonneg)
+        self.anchor_weight, self.anchor_rounds = float(anchor_weight), anchor_rounds
         self.samples, self.sampler, self.langevin_step = samples, sampler, float(langevin_step)
         self.noise_sigma = None if noise_sigma is None else float(noise_sigma)
         self.intensity_scale, self.phase = intensity_scale, phase
@@ -554,6 +561,8 @@ class LatentInversion(Reconstructor):
         ref = self.prior_level(device, rdtype) if self.intensity_scale == "auto" else 1.0
         adapter = ImageAdapter.fit(y, op, phase=self.phase, intensity_scale=self.intensity_scale,
                                    reference_level=ref)
+        if self.mode == "anchored":
+            return self._solve_anchored(y, op, x0, gen, adapter)
         z = self._initial_latents(y, op, adapter, x0, gen, device, rdtype).requires_grad_(True)
         hybrid = self.mode == "hybrid"
         u = None
@@ -658,6 +667,66 @@ class LatentInversion(Reconstructor):
             with torch.no_grad():
                 u = self._polish(self.image(z.detach(), adapter), u, y, op, self.hybrid_polish)
         return it, u
+
+    def _solve_anchored(self, y, op, x0, gen, adapter) -> tuple[torch.Tensor, dict[str, Any]]:
+        """``mode: anchored`` (module docstring): the penalty-only image, then rounds of a generator fit and an
+        anchored penalised least-squares step; the best restart by the anchored objective."""
+        device, rdtype = y.device, y.real.dtype
+        cdtype = torch.complex128 if rdtype == torch.float64 else torch.complex64
+        dtype = cdtype if op.complex_domain else rdtype
+        n_iter = max(self.hybrid_polish, 100)
+        anchor = self.anchor_weight * self._norm_squared(op, y)
+        with torch.no_grad():  # the penalty alone: what `hybrid_fallback` computes
+            x = self._polish(None, op.domain_zeros(1, dtype=dtype, device=device), y, op, n_iter)
+        z = self._initial_latents(y, op, adapter, x if x0 is None else x0, gen, device, rdtype)
+        x = x.expand(self.restarts, *x.shape[1:]).clone()
+        per_round = max(1, self.steps // self.anchor_rounds)
+        for _ in range(self.anchor_rounds):
+            # (a) the generator fitted to the current images, in the prior's units
+            target = adapter.from_domain(x).clamp(0.0, 1.0).to(rdtype)
+            z = z.detach().requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=self.lr)
+            for it in range(per_round):
+                for group in opt.param_groups:
+                    group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * it / per_round))
+                opt.zero_grad(set_to_none=True)
+                fit = (self.decode(z) - target).square().flatten(1).sum(1) + self.lam * z.square().sum(1)
+                fit.sum().backward()
+                opt.step()
+            # (b) the images anchored to T(G(z))
+            with torch.no_grad():
+                x = self._anchored_images(self.image(z.detach(), adapter), x, y, op, anchor, n_iter)
+        with torch.no_grad():
+            z = z.detach()
+            base = self.image(z, adapter)
+            data = _sqnorm(op(x) - y)
+            objective = data + self._penalty(x) + anchor * _sqnorm(x - base)
+        best = int(torch.argmin(objective))
+        y_norm = float(torch.sqrt(_sqnorm(y)).clamp(min=torch.finfo(rdtype).tiny))
+        u = (x - base)[best]
+        return x[best : best + 1], {
+            "data_misfit": math.sqrt(float(data[best])) / y_norm,
+            "latent_norm": float(z[best].norm()),
+            "restarts": self.restarts,
+            "best_restart": best,
+            "iterations": per_round * self.anchor_rounds,
+            "objective": float(objective[best]),
+            "intensity_scale": adapter.scale_value(),
+            "anchor_rounds": self.anchor_rounds,
+            "u_fraction": float(u.abs().norm() / x[best].abs().norm().clamp(min=1e-30)),
+            "u": u,
+        }
+
+    def _anchored_images(self, base, x, y, op, anchor: float, n_iter: int) -> torch.Tensor:
+        """FISTA from ``x`` on ``||A x - y||^2 + w R(x) + anchor ||x - base||^2`` (``x >= 0`` with ``nonneg``)."""
+        step = 1.0 / (2.0 * (self._norm_squared(op, y) * 1.01 + anchor))
+        tv = TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None
+        lower = self._lower(torch.zeros_like(x), x)
+
+        def grad_f(v):
+            return 2.0 * op.adjoint(op(v) - y) + 2.0 * anchor * (v - base)
+
+        return fista(grad_f, lambda v, s: self._prox_u(tv, v, s, lower), x, step=step, n_iter=n_iter).x
 
     def _polish(self, base, u, y, op, n_iter: int) -> torch.Tensor:
         """FISTA on ``||A (base + u) - y||^2 + w R(u)`` over ``u`` (``base``: ``T(G(z))`` with ``z`` fixed, or 0)."""
