@@ -11,10 +11,11 @@ over 90 degrees, Poisson noise (i0 = 1e5) on the line integrals of ``mu = 0.15 x
 views run the baselines and latent inversion only (as in the latent-inversion issue).
 
 Methods: zero-filled (MRI) / FBP ramp (CT); ``fista_tv`` (100 iterations, weights tuned on training slices,
-:data:`LAM_DEFAULT`); ``latent_inversion`` plain and hybrid with the shipped generator priors (MAP only:
+:data:`LAM_DEFAULT`); ``latent_inversion`` plain, hybrid and anchored with the shipped generator priors (MAP only:
 posterior sampling needs a Hessian, about a minute per slice); ``dps`` with gradient guidance and with
 ``consistency: project``, without and with TV in the projection (``tv``: a factor x the setting's FISTA-TV
-weight; on CT also 5 rounds and, for sparse views, a late start: :data:`DPS_TV_SCHEDULE`), with the shipped diffusion priors and ``samples`` posterior samples (mean reported,
+weight; on CT also 5 rounds and, for sparse views, a late start: :data:`DPS_TV_SCHEDULE`), with the shipped
+diffusion priors and ``samples`` posterior samples (mean reported,
 std map and 2-sigma coverage when samples > 1). A prior that is not shipped is reported missing with the
 reason.
 """
@@ -234,7 +235,8 @@ def methods_for(setting: str, plan: Plan) -> list[tuple[str, str, dict]]:
         "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting]}))
     out.append(("latent anchored", "latent_inversion", {
         **lat, "mode": "anchored", "hybrid_penalty": "tv", "nonneg": modality == "ct",
-        "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting], "anchor_weight": ANCHOR_WEIGHT[modality]}))
+        "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting],
+        "anchor_weight": ANCHOR_WEIGHT[modality]}))
     if setting in DPS_SETTINGS:
         common = {"prior": plan.priors["diffusion"][modality], "samples": plan.samples, "intensity_scale": scale}
         grad = {"zeta": ZETA[modality], **DPS_GRAD, **common}

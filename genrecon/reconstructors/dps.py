@@ -290,7 +290,8 @@ class DPS(Reconstructor):
         nfe, images = 0, None
         for r in range(self.rounds):
             # the first step index of this round; at least one step runs
-            first = min(int(round((1.0 - (self.init_time if r == 0 else self.refine_time)) * self.steps)), self.steps - 1)
+            start_time = self.init_time if r == 0 else self.refine_time
+            first = min(int(round((1.0 - start_time) * self.steps)), self.steps - 1)
             if r > 0:  # the previous round's mean, noised again
                 x = noised(images.mean(dim=0, keepdim=True).expand_as(images), first)
             elif first == 0:
