@@ -710,7 +710,7 @@ class LatentInversion(Reconstructor):
                 opt.step()
             # (b) the images anchored to T(G(z))
             with torch.no_grad():
-                x = self._anchored_images(self.image(z.detach(), adapter), x, y, op, anchor, n_iter)
+                x = self._polish(None, x, y, op, n_iter, anchor=anchor, centre=self.image(z.detach(), adapter))
         with torch.no_grad():
             z = z.detach()
             base = self.image(z, adapter)
@@ -732,30 +732,22 @@ class LatentInversion(Reconstructor):
             "u": u,
         }
 
-    def _anchored_images(self, base, x, y, op, anchor: float, n_iter: int) -> torch.Tensor:
-        """FISTA from ``x`` on ``||A x - y||^2 + w R(x) + anchor ||x - base||^2`` (``x >= 0`` with ``nonneg``)."""
-        step = 1.0 / (2.0 * (self._norm_squared(op, y) * 1.01 + anchor))
-        tv = TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None
-        lower = self._lower(torch.zeros_like(x), x)
+    def _polish(self, base, u, y, op, n_iter: int, anchor: float = 0.0, centre=None) -> torch.Tensor:
+        """FISTA from ``u`` on ``||A (base + u) - y||^2 + w R(u) (+ anchor ||u - centre||^2)`` over ``u`` (``base``:
+        ``T(G(z))`` with ``z`` fixed, or None for 0; the anchored mode: ``base`` None, ``centre`` ``T(G(z))``)."""
+        step, tv = self._u_solver(op, y, anchor)
 
         def grad_f(v):
-            return 2.0 * op.adjoint(op(v) - y) + 2.0 * anchor * (v - base)
-
-        return fista(grad_f, lambda v, s: self._prox_u(tv, v, s, lower), x, step=step, n_iter=n_iter).x
-
-    def _polish(self, base, u, y, op, n_iter: int) -> torch.Tensor:
-        """FISTA on ``||A (base + u) - y||^2 + w R(u)`` over ``u`` (``base``: ``T(G(z))`` with ``z`` fixed, or 0)."""
-        step, tv = self._u_solver(op, y)
-
-        def grad_f(v):
-            return 2.0 * op.adjoint(op(v if base is None else base + v) - y)
+            g = 2.0 * op.adjoint(op(v if base is None else base + v) - y)
+            return g + 2.0 * anchor * (v - centre) if anchor else g
 
         lower = self._lower(torch.zeros_like(u) if base is None else base, u)
         return fista(grad_f, lambda v, s: self._prox_u(tv, v, s, lower), u, step=step, n_iter=n_iter).x
 
-    def _u_solver(self, op, y) -> tuple[float, TVProx | None]:
-        """The proximal-gradient step on ``u`` (``1 / (2 ||A||^2)``, with a hair of safety) and a fresh TV prox."""
-        step = 1.0 / (2.0 * self._norm_squared(op, y) * 1.01)
+    def _u_solver(self, op, y, anchor: float = 0.0) -> tuple[float, TVProx | None]:
+        """The proximal-gradient step on ``u`` (``1 / (2 (||A||^2 + anchor))``, with a hair of safety) and a fresh
+        TV prox."""
+        step = 1.0 / (2.0 * (self._norm_squared(op, y) * 1.01 + anchor))
         return step, (TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None)
 
     def _prox_u(self, tv: TVProx | None, v: torch.Tensor, s: float, lower: torch.Tensor | None) -> torch.Tensor:
