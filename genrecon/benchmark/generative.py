@@ -229,14 +229,13 @@ def methods_for(setting: str, plan: Plan) -> list[tuple[str, str, dict]]:
     gen = plan.priors["generator"][modality]
     lat = {"prior": gen, **{k: v for k, v in plan.latent.items() if not k.startswith("hybrid_")},
            "intensity_scale": scale}
+    # the hybrid's penalty on u is the anchored mode's penalty on x
+    penalty = {"hybrid_penalty": plan.latent["hybrid_penalty"], "nonneg": modality == "ct",
+               "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting]}
     out.append(("latent plain", "latent_inversion", {**lat, "mode": "plain"}))
-    out.append(("latent hybrid", "latent_inversion", {
-        **lat, "mode": "hybrid", "hybrid_penalty": plan.latent["hybrid_penalty"], "nonneg": modality == "ct",
-        "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting]}))
-    out.append(("latent anchored", "latent_inversion", {
-        **lat, "mode": "anchored", "hybrid_penalty": "tv", "nonneg": modality == "ct",
-        "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting],
-        "anchor_weight": ANCHOR_WEIGHT[modality]}))
+    out.append(("latent hybrid", "latent_inversion", {**lat, "mode": "hybrid", **penalty}))
+    out.append(("latent anchored", "latent_inversion", {**lat, "mode": "anchored", **penalty,
+                                                        "anchor_weight": ANCHOR_WEIGHT[modality]}))
     if setting in DPS_SETTINGS:
         common = {"prior": plan.priors["diffusion"][modality], "samples": plan.samples, "intensity_scale": scale}
         grad = {"zeta": ZETA[modality], **DPS_GRAD, **common}

@@ -592,17 +592,9 @@ class LatentInversion(Reconstructor):
             data = _sqnorm(op(x_all) - y)
             objective = data + self.lam * z.square().sum(1) + (self._penalty(u) if hybrid else 0.0)
         best = int(torch.argmin(objective if hybrid else data))
-        y_norm = float(torch.sqrt(_sqnorm(y)).clamp(min=torch.finfo(rdtype).tiny))
+        y_norm = _norm(y)
         x_map = x_all[best : best + 1]
-        info: dict[str, Any] = {
-            "data_misfit": math.sqrt(float(data[best])) / y_norm,
-            "latent_norm": float(z[best].norm()),
-            "restarts": self.restarts,
-            "best_restart": best,
-            "iterations": iterations,
-            "objective": float(objective[best]),
-            "intensity_scale": adapter.scale_value(),
-        }
+        info = self._map_info(z, best, data, objective, y_norm, iterations, adapter)
         if hybrid and self.hybrid_fallback and self.samples == 0:
             # the same objective with the generator switched off (x = u): keep whichever is lower
             with torch.no_grad():
@@ -717,19 +709,22 @@ class LatentInversion(Reconstructor):
             data = _sqnorm(op(x) - y)
             objective = data + self._penalty(x) + anchor * _sqnorm(x - base)
         best = int(torch.argmin(objective))
-        y_norm = float(torch.sqrt(_sqnorm(y)).clamp(min=torch.finfo(rdtype).tiny))
         u = (x - base)[best]
-        return x[best : best + 1], {
+        info = self._map_info(z, best, data, objective, _norm(y), per_round * self.anchor_rounds, adapter)
+        info.update(anchor_rounds=self.anchor_rounds, u=u,
+                    u_fraction=float(u.abs().norm() / x[best].abs().norm().clamp(min=1e-30)))
+        return x[best : best + 1], info
+
+    def _map_info(self, z, best: int, data, objective, y_norm: float, iterations: int, adapter) -> dict[str, Any]:
+        """The report of a MAP estimate: restart ``best``'s misfit ``||A x - y|| / ||y||``, latent norm, objective."""
+        return {
             "data_misfit": math.sqrt(float(data[best])) / y_norm,
             "latent_norm": float(z[best].norm()),
             "restarts": self.restarts,
             "best_restart": best,
-            "iterations": per_round * self.anchor_rounds,
+            "iterations": iterations,
             "objective": float(objective[best]),
             "intensity_scale": adapter.scale_value(),
-            "anchor_rounds": self.anchor_rounds,
-            "u_fraction": float(u.abs().norm() / x[best].abs().norm().clamp(min=1e-30)),
-            "u": u,
         }
 
     def _polish(self, base, u, y, op, n_iter: int, anchor: float = 0.0, centre=None) -> torch.Tensor:
@@ -805,6 +800,11 @@ class LatentInversion(Reconstructor):
         if n <= 16:
             info["samples"] = xs
         return mean, info
+
+
+def _norm(y: torch.Tensor) -> float:
+    """``||y||``, kept above the dtype's smallest normal number (it divides)."""
+    return float(torch.sqrt(_sqnorm(y)).clamp(min=torch.finfo(y.real.dtype).tiny))
 
 
 def _merge(infos: list[dict[str, Any]]) -> dict[str, Any]:
