@@ -348,9 +348,10 @@ fi
 if [ "$rc" -eq 0 ]; then
     record completed 0
 elif [ "$rc" -eq {interrupted} ] || [ -n "$term_state" ]; then
+    # a signal may end genrecon before its handler runs (exit 128+15=143): the task's code is {interrupted} either way
     echo "[genrecon] interrupted (exit $rc): finished work is kept; submit the same command again to finish"
-    record interrupted "$rc"
     rc={interrupted}
+    record interrupted "$rc"
 else
     record failed "$rc"
 fi
@@ -589,6 +590,7 @@ def submit_array(
     evaluate: bool = True,
     dry_run: bool = False,
     force: bool = False,
+    overwrite: bool = False,
     python: str = sys.executable,
 ) -> Submission:
     """Write the job-array script for a reconstruction config and (unless ``dry_run``) submit it.
@@ -605,13 +607,14 @@ def submit_array(
         evaluate: also submit ``genrecon evaluate`` to run after every task succeeded.
         dry_run: write the script, submit nothing.
         force: submit although an earlier array of this run is still queued or running.
+        overwrite: delete results in the run folder made with other settings (else they are refused, exit 2).
         python: interpreter that runs genrecon on the compute nodes.
 
     Returns:
         The :class:`Submission` (``job_id`` None for a dry run).
     """
     from .config import dump_yaml, load_config
-    from .pipeline import make_loader, plan
+    from .pipeline import RunLock, check_output_dir, make_loader, plan, write_run_config
 
     problems = _check_count("--array", n_tasks) + options.problems()
     if max_running is not None:
@@ -621,6 +624,8 @@ def submit_array(
     if not dry_run:
         find_sbatch()
     cfg = load_config(config, list(overrides))
+    if not overwrite:  # results of other settings: refused here, not in every task
+        check_output_dir(cfg)
     n_cases = len(plan(cfg, make_loader(cfg)))
     if n_tasks > n_cases:
         raise ConfigError(f"--array {n_tasks}: the config selects only {n_cases} case(s), so some tasks would have "
@@ -644,6 +649,10 @@ def submit_array(
                  mode=0o755)
         if dry_run:
             return Submission(run_dir, script, None, n_tasks, n_cases)
+        if overwrite:  # the tasks then find the folder holding this config's results only
+            with RunLock(run_dir):
+                check_output_dir(cfg, overwrite=True)
+                write_run_config(cfg, run_dir)
         eval_script = slurm / "evaluate.sbatch"
         if evaluate:
             rb.write(eval_script, evaluate_script(run_dir=run_dir, options=options, workdir=workdir, python=python),

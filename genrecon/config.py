@@ -33,7 +33,24 @@ SUPPORTED_VERSION = 1
 
 
 class YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, also reading ``1e-4`` (exponent without a dot) as a float, as YAML 1.2 does."""
+    """PyYAML's safe loader, also reading ``1e-4`` (exponent without a dot) as a float, as YAML 1.2 does,
+    and refusing a key repeated in one mapping (PyYAML lets the last one silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key}' (first on line {first.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.add_implicit_resolver(
@@ -252,13 +269,14 @@ def load_config_dict(data: dict, *, check_files: bool = True) -> RunConfig:
     problems.extend(_check_device(cfg.device))
     if cfg.data is not None:
         problems.extend(_check_data(cfg.data, check_files))
-    if cfg.reconstructors is not None:
+    if isinstance(cfg.reconstructors, tuple):  # else its type was reported by the parser
         if len(cfg.reconstructors) == 0:
             problems.append("reconstructors: list at least one method, e.g. - {name: zero_filled}")
+        size = _image_size(cfg.data) if isinstance(cfg.data, DataConfig) else None
         for i, rc in enumerate(cfg.reconstructors):
-            if rc is None:
+            if not isinstance(rc, ReconstructorConfig):
                 continue
-            problems.extend(_check_reconstructor(rc, i, sim_cfg))
+            problems.extend(_check_reconstructor(rc, i, sim_cfg, size))
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -310,7 +328,12 @@ def _check_data(dc: DataConfig, check_files: bool) -> list[str]:
     return problems
 
 
-def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg) -> list[str]:
+def _image_size(dc: DataConfig) -> int | None:
+    """The square image size the config fixes (``size``, else ``crop``), or None (the data decide)."""
+    return dc.size if dc.size is not None else dc.crop
+
+
+def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg, size: int | None = None) -> list[str]:
     where = f"reconstructors.{i}"
     if rc.name not in RECONSTRUCTORS:
         try:
@@ -325,11 +348,18 @@ def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg) -> list[str]:
     if sim_cfg is not None and sim_cfg.modality not in modalities:
         problems.append(f"{where}: '{rc.name}' does not support modality '{sim_cfg.modality}' (only {modalities})")
     try:
-        cls(**rc.params)  # constructors validate their values (and priors their checkpoints)
+        method = cls(**rc.params)  # constructors validate their values (and priors their checkpoints)
     except GenreconError as exc:
-        problems.append(f"{where}.params: {exc}")
+        return [*problems, f"{where}.params: {exc}"]
     except (TypeError, ValueError) as exc:
-        problems.append(f"{where}.params: {exc}")
+        return [*problems, f"{where}.params: {exc}"]
+    if size is not None and sim_cfg is not None and callable(getattr(method, "check", None)):
+        from .reconstructors.base import ImageDomain
+
+        try:  # e.g. a prior trained at another size
+            method.check(ImageDomain((1, size, size), complex_domain=sim_cfg.modality == "mri"))
+        except GenreconError as exc:
+            problems.append(f"{where}: {exc}")
     return problems
 
 

@@ -7,6 +7,15 @@ keeps its traceback. Messages say what was expected, what was found and how to f
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
 
 class GenreconError(Exception):
     """Base class of user-facing errors; ``exit_code`` is what the CLI exits with."""

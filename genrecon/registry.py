@@ -18,19 +18,16 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
+import typing
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable
 
-from .errors import RegistryError
+from .errors import ConfigError, RegistryError, did_you_mean
+from .schema import coerce
 
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+__all__ = ["Registry", "did_you_mean", "LOADERS", "MASKS", "OPERATORS", "RECONSTRUCTORS"]
 
 
 class Registry:
@@ -133,14 +130,40 @@ class Registry:
         for key, p in accepted.items():
             if p.default is inspect.Parameter.empty and key not in params:
                 problems.append(f"{where}: {self.kind} '{name}' needs parameter '{key}'")
+        return problems + self.check_types(name, params, where)
+
+    def check_types(self, name: str, params: dict[str, Any], where: str = "params") -> list[str]:
+        """Problems with the values of ``params`` against the annotated parameter types (empty if fine)."""
+        problems: list[str] = []
+        hints = self.parameter_types(name)
+        for key, value in params.items():
+            if key in hints:
+                coerce(hints[key], value, f"{where}.{key}", problems)
         return problems
+
+    def parameter_types(self, name: str) -> dict[str, Any]:
+        """The annotated types of the plugin's keyword parameters (empty when they cannot be resolved).
+
+        They are checked by :func:`genrecon.schema.coerce`, the mechanism the config sections use, so a
+        parameter annotated ``int`` refuses ``2.5`` and ``"ten"`` before any work starts.
+        """
+        obj = self.get(name)
+        target = obj.__init__ if inspect.isclass(obj) else obj
+        try:
+            hints = typing.get_type_hints(target)
+        except Exception:  # an annotation that cannot be evaluated here: the constructor checks its values
+            return {}
+        return {k: v for k, v in hints.items() if k != "return"}
 
     def build(self, name: str, params: dict[str, Any] | None = None, **extra: Any) -> Any:
         """Instantiate plugin ``name`` with ``params`` after checking them against its signature."""
         params = dict(params or {})
         problems = self.check_params(name, params)
-        if problems:
-            raise RegistryError("; ".join(problems))
+        named = [p for p in problems if p not in self.check_types(name, params)]
+        if named:  # unknown or missing parameters
+            raise RegistryError("; ".join(named))
+        if problems:  # values of the wrong type, or not finite
+            raise ConfigError(problems)
         return self.get(name)(**params, **extra)
 
 

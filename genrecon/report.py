@@ -70,9 +70,61 @@ def convention_text(ev) -> str:
     return f"metrics on magnitude images; data_range = {rng}; SSIM: scikit-image, 7x7 uniform window{crop}"
 
 
+def _metric_row(metrics: list[str], est: np.ndarray, truth: np.ndarray, drange: float) -> dict[str, Any]:
+    """Each metric's value; a metric that is undefined here (a constant reference makes ``data_range`` 0,
+    an all-zero one NMSE's denominator) is None, with the reason under ``undefined``."""
+    row: dict[str, Any] = {}
+    undefined = {}
+    for m in metrics:
+        if m in ("psnr", "ssim") and not drange > 0:
+            row[m], undefined[m] = None, f"data_range is {drange:g} (a constant reference)"
+            continue
+        if m == "nmse" and not np.any(truth):
+            row[m], undefined[m] = None, "the reference is all zero"
+            continue
+        value = METRICS[m](est, truth, data_range=drange)
+        if not math.isfinite(value):
+            row[m], undefined[m] = None, f"{m} is {value} (the estimate equals the reference)" if value == math.inf \
+                else f"{m} is {value}"
+            continue
+        row[m] = value
+    if undefined:
+        row["undefined"] = undefined
+    return row
+
+
+class _Reader:
+    """Reads a run folder's records and arrays, collecting the files that exist but cannot be read."""
+
+    def __init__(self) -> None:
+        self.unreadable: list[str] = []
+
+    def record(self, path: Path) -> dict | None:
+        from .pipeline.records import read_record
+
+        try:
+            return read_record(path)
+        except ValueError:
+            self.unreadable.append(str(path))
+            return None
+
+    def array(self, path: Path, crop: int | None) -> np.ndarray | None:
+        try:
+            return _crop(np.load(path, allow_pickle=False), crop)
+        except Exception:  # truncated or not an .npy file
+            self.unreadable.append(str(path))
+            return None
+
+
 def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> dict[str, Any]:
-    """Compute metrics for every finished case in ``run_dir`` and write the reports; return the report."""
+    """Compute metrics for every finished case in ``run_dir`` and write the reports; return the report.
+
+    Only results whose stored hash matches the folder's ``config.yaml`` count; the others are listed under
+    ``stale``. A method that produced NaN/Inf is a row with ``status: failed``. When a record or array that
+    exists cannot be read, a :class:`DataError` names the files and the previous reports are left as they were.
+    """
     from .config import load_config
+    from .pipeline.records import case_hash, method_hash
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
@@ -81,50 +133,76 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
     cfg = load_config(cfg_path, check_files=False)
     labels = cfg.labels()
     ev = cfg.evaluate
-    case_dirs = sorted(p for p in (run_dir / "cases").glob("*") if (p / "case.json").is_file())
-    if not case_dirs:
-        raise DataError(f"{run_dir}: no finished case to evaluate")
-    records = []
-    for d in case_dirs:
-        rec = load_json(d / "case.json")
+    want_case = case_hash(cfg)
+    want_method = {label: method_hash(cfg, i) for i, label in enumerate(labels)}
+    reader = _Reader()
+    records, stale = [], []
+    for d in sorted(p for p in (run_dir / "cases").glob("*") if (p / "case.json").is_file()):
+        rec = reader.record(d / "case.json")
         if rec is None:
             continue
+        if rec.get("hash") != want_case:
+            stale.append({"case": rec.get("key", d.name), "method": None})
+            continue
         rec["dir"] = d
+        rec["methods"] = {}
+        for label in labels:
+            mrec = reader.record(d / f"{label}.json")
+            if mrec is None:
+                continue
+            if mrec.get("hash") != want_method[label]:
+                stale.append({"case": rec["key"], "method": label})
+                continue
+            rec["methods"][label] = mrec
         records.append(rec)
-    truths = {r["key"]: _crop(np.load(r["dir"] / "truth.npy"), ev.crop) for r in records}
+    if not records and not reader.unreadable:
+        raise DataError(f"{run_dir}: no finished case of its config.yaml to evaluate"
+                        + (f" ({len(stale)} stale result(s) of other settings)" if stale else ""))
+    truths = {r["key"]: reader.array(r["dir"] / "truth.npy", ev.crop) for r in records}
+    estimates = {(r["key"], label): reader.array(r["dir"] / f"{label}.npy", ev.crop)
+                 for r in records for label, m in r["methods"].items() if m.get("status", "ok") == "ok"}
+    stds = {(r["key"], label): reader.array(p, ev.crop) for r in records for label in r["methods"]
+            if (p := r["dir"] / f"{label}_std.npy").is_file() and (r["key"], label) in estimates}
+    if reader.unreadable:
+        shown = ", ".join(reader.unreadable[:5]) + (f" and {len(reader.unreadable) - 5} more"
+                                                     if len(reader.unreadable) > 5 else "")
+        raise DataError(f"{run_dir}: {len(reader.unreadable)} file(s) cannot be read: {shown}; the previous report "
+                        "is kept (delete them and rerun the same reconstruct command to redo those results)")
     by_volume: dict[str, list[np.ndarray]] = {}
     for r in records:
         by_volume.setdefault(r["volume"], []).append(truths[r["key"]])
     rows = []
+    metrics = list(ev.metrics)
     for r in sorted(records, key=lambda r: (r["volume"], r["slice"])):
         truth = truths[r["key"]]
         drange = data_range_of(ev.data_range, truth, by_volume[r["volume"]])
-        estimates = {}
+        shown_estimates = {}
         for label in labels:
-            est_path = r["dir"] / f"{label}.npy"
-            mrec = load_json(r["dir"] / f"{label}.json")
-            if mrec is None or not est_path.is_file():
+            mrec = r["methods"].get(label)
+            if mrec is None:
                 continue
-            est = _crop(np.load(est_path), ev.crop)
-            estimates[label] = est
-            row = {"case": r["key"], "method": label, "data_range": drange}
-            for m in ev.metrics:
-                row[m] = METRICS[m](est, truth, data_range=drange)
-            std_path = r["dir"] / f"{label}_std.npy"
-            if std_path.is_file():
-                row["coverage_2sigma"] = coverage(est, truth, _crop(np.load(std_path), ev.crop))
+            row: dict[str, Any] = {"case": r["key"], "method": label, "status": mrec.get("status", "ok"),
+                                   "data_range": drange}
+            if row["status"] != "ok":
+                row.update({m: None for m in metrics})
+                row["reason"] = mrec.get("reason", "failed")
+            else:
+                est = estimates[(r["key"], label)]
+                shown_estimates[label] = est
+                row.update(_metric_row(metrics, est, truth, drange))
+                if (r["key"], label) in stds:
+                    row["coverage_2sigma"] = coverage(est, truth, stds[(r["key"], label)])
             row["seconds"] = mrec.get("seconds")
             for extra in ("iterations", "nfe", "coverage_2sigma", "peak_memory_mb"):
                 if extra in mrec:
                     row[extra] = mrec[extra]
             rows.append(row)
-        if write and "png" in cfg.output.save and estimates:
+        if write and "png" in cfg.output.save and shown_estimates:
             from .figures import case_panel
 
-            stds = {lab: _crop(np.load(p), ev.crop) for lab in labels
-                    if (p := r["dir"] / f"{lab}_std.npy").is_file()}
-            case_panel(r["dir"] / "panel.png", truth, estimates, drange, stds=stds, title=r["key"])
-    summary = aggregate(rows, labels, list(ev.metrics))
+            panel_stds = {lab: stds[(r["key"], lab)] for lab in shown_estimates if (r["key"], lab) in stds}
+            case_panel(r["dir"] / "panel.png", truth, shown_estimates, drange, stds=panel_stds, title=r["key"])
+    summary = aggregate(rows, labels, metrics)
     report = {
         "run": str(run_dir),
         "modality": cfg.modality,
@@ -133,9 +211,13 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
         "measurement": _measurement_summary(records),
         "summary": summary,
         "rows": rows,
+        "failed": [{"case": r["case"], "method": r["method"], "reason": r["reason"]}
+                   for r in rows if r["status"] != "ok"],
+        "undefined": [{"case": r["case"], "method": r["method"], **r["undefined"]} for r in rows if "undefined" in r],
+        "stale": stale,
     }
     if write:
-        _write_reports(run_dir, report, list(ev.metrics), cfg)
+        _write_reports(run_dir, report, metrics, cfg)
         if {"nifti", "h5"} & set(cfg.output.save):
             _write_volumes(run_dir, records, labels, cfg)
     return report
@@ -165,6 +247,9 @@ def _write_volumes(run_dir: Path, records: list[dict], labels: list[str], cfg) -
         stem = Path(volume).name.split(".")[0].replace(":", "_")
         affine = _stack_affine(recs)
         for label in ["truth", *labels]:
+            if label != "truth" and not all(r["methods"].get(label, {}).get("status") in ("ok", None)
+                                            and label in r["methods"] for r in recs):
+                continue  # missing, failed or stale on some slice
             paths = [r["dir"] / f"{label}.npy" for r in recs]
             if not all(p.is_file() for p in paths):
                 continue
@@ -198,6 +283,9 @@ def aggregate(rows: list[dict], labels: list[str], metrics: list[str]) -> dict[s
         if not mine:
             continue
         entry: dict[str, Any] = {"cases": len(mine)}
+        failed = sum(r.get("status", "ok") != "ok" for r in mine)
+        if failed:
+            entry["failed"] = failed
         for key in [*metrics, "seconds", "coverage_2sigma"]:
             vals = [r[key] for r in mine if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
             if vals:
@@ -224,7 +312,7 @@ def summary_table(report: dict, metrics: list[str]) -> tuple[list[str], list[lis
     header = ["method", *[names[m] for m in metrics], "s/case", *["2σ coverage"] * len(extra), "cases"]
     body = []
     for label, e in report["summary"].items():
-        cells = [label]
+        cells = [label if not e.get("failed") else f"{label} (failed on {e['failed']} of {e['cases']})"]
         for m in [*metrics, "seconds", *extra]:
             if m in e and m in ("nmse", "coverage_2sigma"):
                 cells.append(_fmt(m, e[m]))

@@ -21,11 +21,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union
 
-from .registry import did_you_mean
+from .errors import did_you_mean
 
 MISSING = dataclasses.MISSING
 
@@ -49,8 +50,15 @@ def _type_name(tp: Any) -> str:
 
 
 def coerce(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
-    """Check ``value`` against the type ``tp``; return it converted (int -> float, list -> tuple)."""
+    """Check ``value`` against the type ``tp``; return it converted (int -> float, list -> tuple).
+
+    Numbers must be finite everywhere (``.nan`` and ``.inf`` are refused, inside untyped mappings too).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{where}: must be a finite number, got {value}")
+        return value
     if tp is Any:
+        check_finite(value, where, problems)
         return value
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -90,10 +98,11 @@ def coerce(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
         if not isinstance(value, dict):
             problems.append(f"{where}: expected a mapping, got {value!r}")
             return {}
+        check_finite(value, where, problems)
         return dict(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{where}: expected a number, got {value!r}")
+            problems.append(f"{where}: expected a finite number, got {value!r}")
             return value
         return float(value)
     if tp is int:
@@ -108,7 +117,21 @@ def coerce(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
         if not isinstance(value, str):
             problems.append(f"{where}: expected a string, got {value!r}")
         return value
+    if isinstance(tp, type) and not isinstance(value, tp):  # e.g. a torch module where YAML gives a number
+        problems.append(f"{where}: expected {_type_name(tp)}, got {value!r}")
     return value
+
+
+def check_finite(value: Any, where: str, problems: list[str]) -> None:
+    """Report every non-finite float inside ``value`` (nested mappings and lists), with its dotted path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{where}: must be a finite number, got {value}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_finite(v, f"{where}.{k}" if where else str(k), problems)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, f"{where}.{i}", problems)
 
 
 def check_range(value: Any, meta: typing.Mapping[str, Any], where: str, problems: list[str]) -> None:

@@ -55,7 +55,12 @@ def test_rerun_skips_done_cases_and_set_override_reruns_one_method(tmp_path):
     assert invoke("reconstruct", "--config", cfg, "-q").exit_code == 0
     assert (case / "zero_filled.json").stat().st_mtime_ns == zf_time
     assert (case / "fista_tv.json").stat().st_mtime_ns == ft_time
+    # other settings into the same folder: refused, naming the key, unless --overwrite
     res = invoke("reconstruct", "--config", cfg, "-q", "--set", "reconstructors.1.params.lam=0.02")
+    assert res.exit_code == 2, res.output
+    assert "reconstructors.1.params.lam (0.005 -> 0.02)" in res.output.replace("\n", "")
+    assert (case / "fista_tv.json").stat().st_mtime_ns == ft_time
+    res = invoke("reconstruct", "--config", cfg, "-q", "--set", "reconstructors.1.params.lam=0.02", "--overwrite")
     assert res.exit_code == 0, res.output
     assert (case / "zero_filled.json").stat().st_mtime_ns == zf_time
     assert (case / "fista_tv.json").stat().st_mtime_ns != ft_time

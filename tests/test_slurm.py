@@ -271,6 +271,7 @@ def test_stopped_task_requeues_and_resubmission_loses_nothing(slurm_cluster, ref
     slurm("scancel", task0)
     rec = wait_for(lambda: (r := record(out, task0)) and r["attempt"] == 1 and r, 60, "the cancelled task", out)
     assert rec["outcome"] == "interrupted" and rec["signal_state"] != "RUNNING", rec
+    assert rec["exit_code"] == 130, rec  # what the README promises for a cancelled task (not 128 + SIGTERM)
     wait_for(lambda: not in_queue(task0), 30, "the cancelled task to leave the queue", out)
     # the evaluation job can no longer run (afterok on a cancelled task): SLURM removes it
     wait_for(lambda: not in_queue(eval_job), 60, "the evaluation job to be dropped", out)

@@ -42,6 +42,7 @@ SETUP = typer.Option(None, "--setup", help="shell line run before genrecon, e.g.
 NO_EVALUATE = typer.Option(False, "--no-evaluate", help="do not submit the job that merges all cases into one report")
 DRY_RUN = typer.Option(False, "--dry-run", help="only write the sbatch script and print its path")
 FORCE = typer.Option(False, "--force", help="submit although an earlier job of this run is queued or running")
+OVERWRITE = typer.Option(False, "--overwrite", help="replace results in output.dir made with other settings")
 NODES = typer.Option(1, "--nodes", help="nodes for training")
 PROCS = typer.Option(1, "--procs-per-node", help="training processes per node (one per GPU on GPU nodes)")
 TRAIN = typer.Option(None, "--train", help="training config: submit a torchrun prior-training job instead")
@@ -54,13 +55,13 @@ def _options(partition, time, gpus, cpus, mem, account, signal_before, max_reque
                         signal_before=signal_before, max_requeue=max_requeue, setup=tuple(setup or ()))
 
 
-def _submit(config, array, set_, options, max_running, no_evaluate, dry_run, force) -> None:
+def _submit(config, array, set_, options, max_running, no_evaluate, dry_run, force, overwrite=False) -> None:
     from ..batch import submit_array
 
     if config is None or array is None:
         raise ConfigError("genrecon batch submit: give --config FILE and --array N (e.g. --array 8)")
     sub = submit_array(config, array, overrides=set_ or [], options=options, max_running=max_running,
-                       evaluate=not no_evaluate, dry_run=dry_run, force=force)
+                       evaluate=not no_evaluate, dry_run=dry_run, force=force, overwrite=overwrite)
     if dry_run:
         console.print(f"wrote {sub.script} ({sub.n_tasks} task(s) over {sub.n_cases} case(s)); submit it with: "
                       f"sbatch {sub.script}", highlight=False, soft_wrap=True)
@@ -113,6 +114,7 @@ def batch(
     no_evaluate: bool = NO_EVALUATE,
     dry_run: bool = DRY_RUN,
     force: bool = FORCE,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Run on a SLURM cluster. Short forms: `genrecon batch --config X --array N` (= submit) and
     `genrecon batch --train X --nodes K --procs-per-node P` (= train)."""
@@ -128,7 +130,7 @@ def batch(
             raise ConfigError("genrecon batch: --train submits a training job; do not combine it with --config/--array")
         _train(train, nodes, procs_per_node, set_, options, dry_run, force)
     elif config is not None or array is not None:
-        _submit(config, array, set_, options, max_running, no_evaluate, dry_run, force)
+        _submit(config, array, set_, options, max_running, no_evaluate, dry_run, force, overwrite)
     else:
         raise ConfigError("genrecon batch: give --config FILE --array N, --train FILE, or a command "
                           "(submit, status, train); see genrecon batch --help")
@@ -153,10 +155,11 @@ def submit(
     no_evaluate: bool = NO_EVALUATE,
     dry_run: bool = DRY_RUN,
     force: bool = FORCE,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Write <run>/slurm/reconstruct.sbatch (a job array: task i runs shard i/N) and submit it."""
     options = _options(partition, time, gpus, cpus, mem, account, signal_before, max_requeue, setup)
-    _submit(config, array, set_, options, max_running, no_evaluate, dry_run, force)
+    _submit(config, array, set_, options, max_running, no_evaluate, dry_run, force, overwrite)
 
 
 @app.command("train")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import shutil
 import signal
+import sys
 from typing import Any, Callable
 
 import typer
@@ -13,10 +14,21 @@ from rich.table import Table
 
 from ..errors import GenreconError
 
-# tables need ~100 columns; rich falls back to 80 when output is not a terminal (logs, pipes, CI)
-_WIDTH = max(100, shutil.get_terminal_size((100, 24)).columns)
-console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+
+def _width(stream) -> int:
+    """Tables need ~100 columns on a terminal; output to a pipe or a file (grep, logs, CI) is not cut to a
+    screen at all (rich would fall back to 80 columns and shorten names with '…')."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return max(100, shutil.get_terminal_size((100, 24)).columns) if tty else PIPE_WIDTH
+
+
+#: the line width of output that does not go to a terminal
+PIPE_WIDTH = 400
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 def _sigterm(signum, frame):  # SLURM preemption / time limit: stop like Ctrl-C
@@ -79,3 +91,21 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise ConfigError(f"--shard: expected I/N with 0 <= I < N, got {text!r}")
     return i, n
+
+
+def warn_report(report: dict) -> None:
+    """Print a warning for each failed, undefined or stale result of a report; exit 1 when a method failed."""
+    for f in report.get("failed", []):
+        err_console.print(f"[bold yellow]warning:[/] {f['case']} {f['method']} failed: {f['reason']}",
+                          highlight=False, soft_wrap=True)
+    for u in report.get("undefined", []):
+        what = "; ".join(f"{k}: {v}" for k, v in u.items() if k not in ("case", "method"))
+        err_console.print(f"[bold yellow]warning:[/] {u['case']} {u['method']}: undefined metric ({what})",
+                          highlight=False, soft_wrap=True)
+    stale = report.get("stale", [])
+    if stale:
+        err_console.print(f"[bold yellow]warning:[/] {len(stale)} stale result(s) made with other settings are "
+                          f"not counted (e.g. {stale[0]['case']} {stale[0]['method'] or '(case)'})",
+                          highlight=False, soft_wrap=True)
+    if report.get("failed"):
+        raise typer.Exit(1)

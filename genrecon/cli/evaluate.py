@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..report import evaluate_run, summary_table
-from .common import console, handle_errors, print_table
+from .common import console, handle_errors, print_table, warn_report
 
 
 @handle_errors
@@ -20,7 +20,10 @@ def evaluate(
     report = evaluate_run(run_dir)
     if as_json:
         console.print_json(json.dumps(report, default=str))
+        if report.get("failed"):
+            raise typer.Exit(1)
         return
     metrics = [k for k in ("psnr", "ssim", "nmse") if any(k in r for r in report["rows"])]
     header, rows = summary_table(report, metrics)
     print_table(f"{run_dir}: {report['cases']} case(s)", header, rows, caption=report["conventions"])
+    warn_report(report)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.table import Table
 
@@ -12,6 +14,7 @@ from .common import console, handle_errors
 @handle_errors
 def list_plugins(
     kind: str = typer.Argument("all", help="all, loaders, masks, operators or reconstructors"),
+    as_json: bool = typer.Option(False, "--json", help="print the plugins as JSON (for scripts)"),
 ) -> None:
     """List registered loaders, masks, operators and reconstructors with their parameters."""
     from ..errors import ConfigError
@@ -20,9 +23,17 @@ def list_plugins(
     kinds = {"loaders": LOADERS, "masks": MASKS, "operators": OPERATORS, "reconstructors": RECONSTRUCTORS}
     if kind != "all" and kind not in kinds:
         raise ConfigError(f"unknown kind '{kind}'{did_you_mean(kind, kinds)}; choose all, {', '.join(kinds)}")
-    for name, reg in kinds.items():
-        if kind not in ("all", name):
-            continue
+    chosen = {name: reg for name, reg in kinds.items() if kind in ("all", name)}
+    if as_json:
+        doc = {name: [{"name": item, "doc": reg.doc(item),
+                       "parameters": [{"name": pname, "required": p.default is p.empty,
+                                       **({} if p.default is p.empty else {"default": p.default})}
+                                      for pname, p in reg.parameters(item).items()]}
+                      for item in reg.names()]
+               for name, reg in chosen.items()}
+        typer.echo(json.dumps(doc, indent=2, default=repr))
+        return
+    for name, reg in chosen.items():
         table = Table(title=name, title_justify="left")
         table.add_column("name", style="bold")
         table.add_column("what it is")

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import load_config
 from ..report import summary_table
-from .common import console, handle_errors, parse_shard, print_table
+from .common import console, err_console, handle_errors, parse_shard, print_table, warn_report
 
 
 @handle_errors
@@ -22,6 +22,9 @@ def reconstruct(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_evaluate: bool = typer.Option(
         False, "--no-evaluate", help="only reconstruct (e.g. one shard of many); run 'genrecon evaluate' later"
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace results in output.dir that were made with other settings"
     ),
 ) -> None:
     """Simulate measurements and reconstruct them with each configured method; print the comparison."""
@@ -54,8 +57,15 @@ def reconstruct(
                 bar.advance(task)
             elif event == "case_skip":
                 bar.advance(task, len(cfg.reconstructors))
+            elif event == "overwritten":
+                err_console.print(f"[bold yellow]overwrite:[/] removed results of other settings: "
+                                  f"{', '.join(kw['removed'])}", highlight=False, soft_wrap=True)
+            elif event == "method_failed":
+                err_console.print(f"[bold yellow]warning:[/] {kw['key']} {kw['label']} failed: {kw['reason']}",
+                                  highlight=False, soft_wrap=True)
 
-        report = run(cfg, progress=progress, shard_index=i, shard_count=n, evaluate=not no_evaluate)
+        report = run(cfg, progress=progress, shard_index=i, shard_count=n, evaluate=not no_evaluate,
+                     overwrite=overwrite)
     if report is None:
         console.print(f"reconstructions written to {Path(cfg.output.dir).resolve()}; "
                       f"merge and score them with: genrecon evaluate {cfg.output.dir}")
@@ -70,3 +80,4 @@ def reconstruct(
     if facts:
         console.print(f"measurement: {facts}")
     console.print(f"outputs: {Path(cfg.output.dir).resolve()} (report.md, report.csv, cases/)")
+    warn_report(report)

@@ -166,9 +166,23 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"write_json: cannot store a {type(obj).__name__} in JSON")
 
 
+def _plain(obj: Any) -> Any:
+    """``obj`` with numpy/tensor values as Python ones and NaN/Inf as None (strict JSON has no NaN)."""
+    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):
+        obj = _json_default(obj)
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON (numpy/tensor values and paths are converted; NaN stays ``NaN``)."""
-    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    """Write ``obj`` as indented, strict JSON: numpy/tensor values and paths are converted, and a NaN or
+    infinite number becomes ``null`` (the writer of a record says why, e.g. with a ``status``)."""
+    text = json.dumps(_plain(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
     return write_text(path, text)
 
 

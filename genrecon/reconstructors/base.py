@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from ..operators.base import LinearOperator
+
+
+@dataclass(frozen=True)
+class ImageDomain:
+    """The image domain ``(C, H, W)`` an operator will have, known before it is built (config validation).
+
+    It carries what :meth:`Reconstructor.check` may read of an operator: ``domain_shape``,
+    ``complex_domain`` and ``name``.
+    """
+
+    domain_shape: tuple[int, ...]
+    complex_domain: bool = False
+    name: str = "the configured images"
 
 
 class Reconstructor:
@@ -36,6 +50,14 @@ class Reconstructor:
         """Reconstruct ``x`` of shape ``(B, *op.domain_shape)`` from ``y`` of shape ``(B, *op.range_shape)``."""
         self.info = {}
         return self.reconstruct(y, op, x0=x0, generator=generator, callback=callback)
+
+    def check(self, op: LinearOperator | ImageDomain) -> None:
+        """Raise a one-line :class:`~genrecon.errors.GenreconError` when this method cannot reconstruct
+        images of ``op``'s domain (e.g. a prior trained at another size). The default accepts any.
+
+        Config validation calls it with an :class:`ImageDomain` when ``data.size`` fixes the size, and the
+        pipeline with each case's operator before any method of that case runs.
+        """
 
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

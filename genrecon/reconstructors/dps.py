@@ -203,6 +203,10 @@ class DPS(Reconstructor):
         return self
 
     # -- mapping between the prior's model space and the operator's image domain -------------------
+    def check(self, op) -> None:
+        """Refuse an operator whose images are not the prior's ``(C, S, S)``."""
+        self._check(op)
+
     def _check(self, op) -> None:
         size = self.prior.image_size
         dom = op.domain_shape

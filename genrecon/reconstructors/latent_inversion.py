@@ -482,6 +482,13 @@ class LatentInversion(Reconstructor):
                 self._image_shape = tuple(int(s) for s in out.shape[1:])
         return self._image_shape
 
+    def check(self, op) -> None:
+        """Refuse an operator whose images are not the prior's ``(C, S, S)``."""
+        p = next(itertools.chain(self.model.parameters(), self.model.buffers()), None)
+        device = p.device if p is not None else torch.device("cpu")
+        dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+        ImageAdapter.check(op, self.prior_image_shape(device, dtype), WHO, self.label)
+
     def prior_level(self, device, dtype) -> float:
         """Median 99.5th-percentile intensity of ``LEVEL_SAMPLES`` prior images (fixed seed 0, cached)."""
         key = ("level", str(device), dtype)

@@ -1,0 +1,136 @@
+"""Planning: which cases a config selects, how each is loaded and prepared, and where its outputs go."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig, _resolve_loader
+from ..errors import ConfigError, DataError
+from ..registry import LOADERS
+from ..types import Case
+
+#: the HU window of ``data.normalize: hu_unit`` (as the shipped CT priors' training data)
+HU_MIN, HU_MAX = -1024.0, 3071.0
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """A case to process, known before any pixel is read."""
+
+    source: str
+    index: int
+    volume: str  # the volume it belongs to (for volume-level statistics)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def case_key(ref: CaseRef) -> str:
+    """The stable key of a case: ``<source stem>/<slice index>`` (seeds and folders derive from it)."""
+    return f"{Path(ref.source).name.split('.')[0]}/{ref.index}"
+
+
+def case_dirname(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key.replace("/", "__"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# planning and loading
+# ---------------------------------------------------------------------------------------------------
+def make_loader(cfg: RunConfig):
+    name = _resolve_loader(cfg.data)
+    if name is None:
+        raise ConfigError(f"data.source: no loader reads '{cfg.data.source}'")
+    return LOADERS.build(name, cfg.data.params)
+
+
+def sources(cfg: RunConfig, loader) -> list[str]:
+    """The files a source names: itself, or the loader's files inside a folder (sorted)."""
+    src = cfg.data.source
+    p = Path(src)
+    if p.is_dir() and getattr(loader, "suffixes", ()) and not getattr(loader, "reads_folders", False):
+        files = sorted(str(f) for f in p.iterdir() if f.is_file() and loader.accepts(str(f)))
+        if not files:
+            raise DataError(f"{src}: no file in this folder is read by loader '{_resolve_loader(cfg.data)}'")
+        return files
+    return [src]
+
+
+def plan(cfg: RunConfig, loader=None) -> list[CaseRef]:
+    """Every (source, slice) the config selects, in a fixed order."""
+    from ..io.transforms import select_slices
+
+    loader = loader or make_loader(cfg)
+    refs = []
+    for src in sources(cfg, loader):
+        n = loader.n_slices(src)
+        for index in select_slices(n, cfg.data.slices):
+            refs.append(CaseRef(src, int(index), src))
+    return refs
+
+
+def shard(refs: list[CaseRef], index: int, count: int) -> list[CaseRef]:
+    """Shard ``index`` of ``count`` (0-based): a deterministic, disjoint, covering split."""
+    return refs[index::count]
+
+
+def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, float]) -> Case:
+    """Load one slice and apply the configured size and normalisation."""
+    from ..io.transforms import fit_size, fit_size_affine, normalize
+
+    case = loader.load(ref.source, ref.index)
+    image = case.image
+    for size, mode in _size_steps(cfg):
+        if case.meta.get("slice_affine") is not None:
+            case.meta["slice_affine"] = fit_size_affine(case.meta["slice_affine"], image.shape, size, mode)
+        image = fit_size(image, size, mode)
+    mode = cfg.data.normalize
+    if mode == "volume_max":
+        if ref.volume not in volume_scale:
+            volume_scale[ref.volume] = _volume_max(cfg, loader, ref.volume)
+        scale = volume_scale[ref.volume]
+        image = image / scale if scale > 0 else image
+        info = {"mode": "volume_max", "scale": scale}
+    elif mode == "hu_unit":
+        if case.meta.get("units") != "HU":
+            raise ConfigError(f"data.normalize: hu_unit needs CT images in HU; {ref.source} holds "
+                              f"'{case.meta.get('units')}' values")
+        image = (image.clamp(HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN)
+        case.meta["units"] = "normalised"
+        info = {"mode": "hu_unit", "hu_offset": -HU_MIN, "hu_scale": HU_MAX - HU_MIN}
+    else:
+        image, info = normalize(image, mode)
+    if not torch.isfinite(image.abs() if image.is_complex() else image).all():
+        raise DataError(f"{ref.source}: slice {ref.index} holds NaN or infinite values")
+    case.image = image
+    case.meta["normalisation"] = info
+    return case
+
+
+def _size_steps(cfg: RunConfig) -> list[tuple[int, str]]:
+    """The configured geometry steps: an optional centre crop/pad, then crop/pad or resize to ``size``."""
+    steps = []
+    if cfg.data.crop is not None:
+        steps.append((cfg.data.crop, "crop_pad"))
+    if cfg.data.size is not None:
+        steps.append((cfg.data.size, cfg.data.resize))
+    return steps
+
+
+def _volume_max(cfg: RunConfig, loader, source: str) -> float:
+    from ..io.transforms import fit_size, select_slices, volume_stat
+
+    def transform(img):
+        for size, mode in _size_steps(cfg):
+            img = fit_size(img, size, mode)
+        return img
+
+    indices = select_slices(loader.n_slices(source), cfg.data.slices)
+    return volume_stat(loader, source, indices, "max", transform=transform)
