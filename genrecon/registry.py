@@ -45,6 +45,9 @@ class Registry:
         self._modules = list(modules)
         self._items: dict[str, Any] = {}
         self._loaded = False
+        #: ``contract(name, obj) -> list[str]``: what ``obj`` lacks to be a plugin of this kind (set by the
+        #: package that defines the kind's base class; every registration is checked against it)
+        self.contract: Callable[[str, Any], list[str]] | None = None
 
     # -- registration ---------------------------------------------------------------------------
     def register(self, name: str) -> Callable[[Any], Any]:
@@ -59,6 +62,11 @@ class Registry:
     def add(self, name: str, obj: Any) -> None:
         if name in self._items and self._items[name] is not obj:
             raise RegistryError(f"{self.kind} '{name}' is registered twice ({self._items[name]!r} and {obj!r})")
+        problems = self.contract(name, obj) if self.contract is not None else []
+        if problems:
+            raise RegistryError(f"{self.kind} plugin '{name}' ({getattr(obj, '__module__', '?')}."
+                                f"{getattr(obj, '__qualname__', obj)!s}) does not follow the plugin contract: "
+                                + "; ".join(problems))
         self._items[name] = obj
 
     def _load(self) -> None:
@@ -72,11 +80,12 @@ class Registry:
                 if ep.name in self._items:
                     continue
                 try:
-                    self.add(ep.name, ep.load())
+                    obj = ep.load()
                 except Exception as exc:  # a broken third-party plugin must not break genrecon
                     raise RegistryError(
                         f"{self.kind} plugin '{ep.name}' from entry point '{ep.value}' failed to load: {exc}"
                     ) from exc
+                self.add(ep.name, obj)
 
     # -- lookup -----------------------------------------------------------------------------------
     def names(self) -> list[str]:

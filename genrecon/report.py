@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
-from .metrics import HIGHER_IS_BETTER, METRICS
+from .metrics import HIGHER_IS_BETTER, METRICS, coverage
 
 
 def load_json(path: Path) -> dict | None:
@@ -36,12 +36,6 @@ def _crop(a: np.ndarray, crop: int | None) -> np.ndarray:
     ch, cw = min(crop, h), min(crop, w)
     top, left = (h - ch) // 2, (w - cw) // 2
     return a[..., top : top + ch, left : left + cw]
-
-
-def coverage(estimate: np.ndarray, truth: np.ndarray, std: np.ndarray, k: float = 2.0) -> float:
-    """Fraction of pixels whose error ``||est| - |truth||`` lies within ``k`` standard deviations."""
-    err = np.abs(np.abs(np.squeeze(estimate)) - np.abs(np.squeeze(truth)))
-    return float(np.mean(err <= k * np.squeeze(std)))
 
 
 def data_range_of(rule: str | float, truth: np.ndarray, volume_truths: list[np.ndarray]) -> float:

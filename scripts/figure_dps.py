@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_dps as bd  # noqa: E402
 
 from genrecon.io.atomic import atomic_write  # noqa: E402
-from genrecon.metrics import psnr, ssim  # noqa: E402
+from genrecon.metrics import coverage, psnr, ssim  # noqa: E402
 from genrecon.registry import RECONSTRUCTORS  # noqa: E402
 
 CASES = [("MRI 8x", "mri8", "grad"), ("CT 90 deg", "ct_lim90", "project_tv")]
@@ -61,9 +61,9 @@ def reconstruct(setting: str, variant: str, samples: int, seed: int) -> dict:
     seconds = time.perf_counter() - t0
     std = dps.info["std"].detach().reshape(truth.shape[-2:]) / scale
     t2 = truth.reshape(truth.shape[-2:])
-    coverage = float(((x_dps.reshape(t2.shape) - t2).abs() <= 2 * std).double().mean())
+    cover = coverage(x_dps.reshape(t2.shape), t2, std)
     return {"key": key, "truth": t2.numpy(), "fista_tv": x_tv.reshape(t2.shape).numpy(),
-            "dps": x_dps.reshape(t2.shape).numpy(), "std": std.numpy(), "coverage": coverage,
+            "dps": x_dps.reshape(t2.shape).numpy(), "std": std.numpy(), "coverage": cover,
             "seconds": seconds, "psnr": {m: psnr(x, truth, 1.0) for m, x in (("fista_tv", x_tv), ("dps", x_dps))},
             "ssim": {m: ssim(x, truth, 1.0) for m, x in (("fista_tv", x_tv), ("dps", x_dps))}}
 

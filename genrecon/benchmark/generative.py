@@ -187,7 +187,7 @@ def simulate(setting: str, key: str, image: torch.Tensor, seed: int, device):
 def run_method(name: str, params: dict, y, op, truth, scale: float, seed: int, device, cache: dict) -> dict:
     """Reconstruct one measurement; ``psnr``, ``ssim`` (data range 1, magnitudes), ``seconds``, ``nfe``,
     ``coverage`` (2-sigma, with a std map) and ``peak_mb`` (see :class:`~genrecon.benchmark.common.PeakMemory`)."""
-    from ..metrics import psnr, ssim
+    from ..metrics import coverage, psnr, ssim
     from ..registry import RECONSTRUCTORS
 
     key = (name, json.dumps(params, sort_keys=True, default=str))
@@ -207,15 +207,12 @@ def run_method(name: str, params: dict, y, op, truth, scale: float, seed: int, d
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-    est = (x.detach().real if x.is_complex() else x.detach()) / scale
     est_mag = x.detach().abs() / scale
     row = {"psnr": psnr(est_mag, truth, 1.0), "ssim": ssim(est_mag, truth, 1.0), "seconds": seconds,
            "nfe": recon.info.get("nfe", recon.info.get("iterations", 0)), "coverage": None, "peak_mb": mem.mib}
     std = recon.info.get("std")
     if isinstance(std, torch.Tensor):
-        s = std.detach().reshape(truth.shape[-2:]) / scale
-        err = (est.reshape(truth.shape[-2:]) - truth.reshape(truth.shape[-2:])).abs()
-        row["coverage"] = float((err <= 2 * s).double().mean())
+        row["coverage"] = coverage(est_mag, truth, std.detach() / scale)
     return row
 
 
@@ -403,7 +400,7 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
         magnitude=True,
         averaging=f"mean ± std over {n.get('mri', 0)} MRI / {n.get('ct', 0)} CT slice(s) ({source}); "
                   "seconds and peak memory per slice; NFE: network evaluations per sample (FISTA-TV: iterations); "
-                  "2-sigma coverage: fraction of pixels with |mean - truth| <= 2 std over the posterior samples")
+                  "2-sigma coverage: fraction of pixels with ||mean| - |truth|| <= 2 std over the posterior samples")
     rows = []
     for r in summ:
         label = AXIS.get(r["setting"], (None, r["setting"]))[1]

@@ -17,16 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..conventions import hu_to_unit
 from ..errors import DataError
 
-HU_MIN, HU_MAX = -1024.0, 3071.0
 #: the held-out datasets written by ``python scripts/prepare_data.py all``
 DATASETS = {"mri": "brain-mri-128.h5", "ct": "head-ct-128.h5"}
-
-
-def hu_unit(hu: torch.Tensor) -> torch.Tensor:
-    """``(clip(HU, -1024, 3071) + 1024) / 4095``: the shipped CT priors' intensity convention."""
-    return (hu.clamp(HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN)
 
 
 def mid_axial_index() -> int:
@@ -60,7 +55,7 @@ def bundled_slices(name: str, size: int | None = None, *, mode: str = "crop_pad"
         img = case.image.abs() if case.image.is_complex() else case.image
         img = img.float()
         if case.meta.get("units") == "HU":
-            img = hu_unit(img)
+            img = hu_to_unit(img)
         img = fit_size(img, size, mode).clamp(min=0.0) if size is not None else img
         out.append((f"{name}/{i}", img.contiguous()))
     return out

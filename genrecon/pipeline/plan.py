@@ -9,12 +9,11 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, _resolve_loader
+from ..conventions import HU_MAX, HU_MIN, HU_OFFSET, HU_SCALE, hu_to_unit  # noqa: F401 (HU_MIN/MAX re-exported)
 from ..errors import ConfigError, DataError
 from ..registry import LOADERS
 from ..types import Case
 
-#: the HU window of ``data.normalize: hu_unit`` (as the shipped CT priors' training data)
-HU_MIN, HU_MAX = -1024.0, 3071.0
 
 
 @dataclass(frozen=True)
@@ -102,9 +101,9 @@ def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, floa
         if case.meta.get("units") != "HU":
             raise ConfigError(f"data.normalize: hu_unit needs CT images in HU; {ref.source} holds "
                               f"'{case.meta.get('units')}' values")
-        image = (image.clamp(HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN)
+        image = hu_to_unit(image)
         case.meta["units"] = "normalised"
-        info = {"mode": "hu_unit", "hu_offset": -HU_MIN, "hu_scale": HU_MAX - HU_MIN}
+        info = {"mode": "hu_unit", "hu_offset": HU_OFFSET, "hu_scale": HU_SCALE}
     else:
         image, info = normalize(image, mode)
     if not torch.isfinite(image.abs() if image.is_complex() else image).all():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -61,3 +62,40 @@ class Reconstructor:
 
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+#: the keyword arguments :meth:`Reconstructor.reconstruct` receives
+CALL_KEYWORDS = ("x0", "generator", "callback")
+
+
+def plugin_problems(name: str, obj: Any) -> list[str]:
+    """What a class registered as reconstructor ``name`` lacks to follow the contract (empty if nothing).
+
+    The contract: a subclass of :class:`Reconstructor` (it gives ``__call__``, ``info`` and ``check``) whose
+    constructor takes keyword parameters only (the YAML ``params``) and which implements
+    ``reconstruct(y, op, *, x0=None, generator=None, callback=None) -> x``. Checked when the class is
+    registered, built-in or from an entry point, so a wrong plugin fails with this message, not mid-run.
+    """
+    fix = "see the README section 'Adding a method (plugins)' for a complete minimal plugin"
+    if not inspect.isclass(obj):
+        return [f"it is a {type(obj).__name__}, not a class; {fix}"]
+    problems = []
+    if not issubclass(obj, Reconstructor):
+        problems.append("it must subclass genrecon.reconstructors.Reconstructor "
+                        "(which provides __call__, info and check)")
+    method = getattr(obj, "reconstruct", None)
+    if method is None or method is Reconstructor.reconstruct:
+        problems.append("it must implement reconstruct(y, op, *, x0=None, generator=None, callback=None)")
+    else:
+        params = inspect.signature(method).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        missing = [k for k in CALL_KEYWORDS if k not in params and not takes_kwargs]
+        if missing:
+            problems.append(f"its reconstruct() must accept the keywords {', '.join(CALL_KEYWORDS)} "
+                            f"(missing: {', '.join(missing)})")
+    init = inspect.signature(obj.__init__).parameters
+    positional = [k for k, p in list(init.items())[1:] if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)]
+    if positional:
+        problems.append(f"its constructor must take keyword parameters (they are the YAML params), not "
+                        f"positional-only ones: {', '.join(positional)}")
+    return [*problems, fix] if problems else []
