@@ -8,7 +8,7 @@
     python scripts/prepare_data.py folder DIR --modality mri --out data/prepared/my-mri-128.h5
 
 Downloads go to data/cache/ and datasets to data/prepared/ (both git-ignored). The work is done by
-genrecon.prepare; this file only parses arguments and prints progress.
+genrecon.data_prep; this file only parses arguments and prints progress.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genrecon import prepare  # noqa: E402
+from genrecon import data_prep  # noqa: E402
 from genrecon.errors import GenreconError  # noqa: E402
 
 
@@ -60,19 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         if args.step == "folder":
-            counts = prepare.build_dataset_from_folder(
+            counts = data_prep.build_dataset_from_folder(
                 args.input, args.out, modality=args.modality, size=args.size,
                 normalisation=args.normalisation, split=args.split, log=_log)
             _log(f"{args.out}: {counts['train']} train, {counts['val']} val")
         else:
-            sources = prepare.fetch(args.cache, apt_update=args.apt_update, log=_log)
+            sources = data_prep.fetch(args.cache, apt_update=args.apt_update, log=_log)
             if args.step in ("samples", "all"):
-                prepare.write_samples(sources, args.samples_dir, log=_log)
+                data_prep.write_samples(sources, args.samples_dir, log=_log)
                 total = sum(p.stat().st_size for p in args.samples_dir.glob("*.nii.gz"))
                 _log(f"samples: {total / 1e6:.2f} MB in {args.samples_dir}")
             if args.step in ("datasets", "all"):
-                for name, counts in prepare.build_datasets(sources, args.prepared, size=args.size,
-                                                           log=_log).items():
+                for name, counts in data_prep.build_datasets(sources, args.prepared, size=args.size,
+                                                             log=_log).items():
                     size_mb = (args.prepared / name).stat().st_size / 1e6
                     _log(f"{name}: {counts['train']} train, {counts['val']} val, {size_mb:.1f} MB")
     except GenreconError as exc:

@@ -1,4 +1,4 @@
-"""Tests of genrecon.prepare: real-scan preparation, on synthetic volumes (no network) and the bundled samples."""
+"""Tests of genrecon.data_prep: real-scan preparation, on synthetic volumes (no network) and the bundled samples."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from genrecon import prepare as P
+from genrecon import data_prep as P
+from genrecon.data_prep import fetching
 from genrecon.errors import ConfigError, DataError
 
 # --------------------------------------------------------------------------------------------------
@@ -423,7 +424,7 @@ def test_fetch_failures_are_one_line_errors(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     with pytest.raises(DataError) as err:
-        P._apt_download(P.MRICRON_DATA, tmp_path, None, apt_update=False)
+        fetching._apt_download(P.MRICRON_DATA, tmp_path, None, apt_update=False)
     msg = str(err.value)
     assert "\n" not in msg and "Unable to locate package" in msg and "--apt-update" in msg
 
@@ -432,9 +433,9 @@ def test_fetch_failures_are_one_line_errors(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", missing)
     with pytest.raises(DataError, match="not found"):
-        P._apt_download(P.MRICRON_DATA, tmp_path / "d", None, apt_update=False)
+        fetching._apt_download(P.MRICRON_DATA, tmp_path / "d", None, apt_update=False)
     with pytest.raises(DataError, match="pip download"):
-        P._pip_download(P.NILEARN, tmp_path / "p", None)
+        fetching._pip_download(P.NILEARN, tmp_path / "p", None)
 
 
 def test_sources_from_cache_missing_files(tmp_path):
@@ -500,3 +501,54 @@ def test_script_folder_step_and_error_exit(tmp_path, capsys):
     assert mod.main(["folder", str(tmp_path / "nope"), "--modality", "mri", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "not a folder" in err[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# one reader per format: data_prep reads through genrecon.io; io never imports data_prep
+# --------------------------------------------------------------------------------------------------
+
+
+def test_readers_are_io_readers(monkeypatch, tmp_path):
+    import genrecon.io.dicom as io_dicom
+    import genrecon.io.fastmri as io_fastmri
+    import genrecon.io.image as io_image
+    import genrecon.io.nifti as io_nifti
+    import genrecon.io.npy as io_npy
+    from genrecon.data_prep import readers
+
+    calls = []
+
+    def spy(module, name, result):
+        monkeypatch.setattr(module, name, lambda *a, **k: calls.append(name) or result)
+
+    vol = np.ones((2, 3, 4), np.float32)
+    spy(io_nifti, "read_volume", (vol, np.eye(4)))
+    spy(io_npy, "read_stack", vol.astype(np.complex64))
+    spy(io_fastmri, "read_reconstructions", vol)
+    spy(io_image, "read_pixels", np.ones((3, 4, 3), np.uint8))
+    spy(io_dicom, "read_series_volumes",
+        [io_dicom.SeriesVolume("1.2", "t1 axial", "MR", tmp_path / "s" / "a.dcm", vol, np.eye(4))])
+    assert readers.read_nifti(tmp_path / "x.nii")[0] is vol
+    assert readers.read_npy_stack(tmp_path / "x.npy").dtype == np.float32
+    assert readers.read_fastmri(tmp_path / "x.h5") is vol
+    assert readers.read_image(tmp_path / "x.png").shape == (3, 4)
+    assert readers.read_dicom_series([tmp_path / "s" / "a.dcm"])[0][0] == "s/t1_axial"
+    assert calls == ["read_volume", "read_stack", "read_reconstructions", "read_pixels", "read_series_volumes"]
+
+
+def test_no_second_reader_and_layers():
+    root = Path(P.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text()
+        for call in ("nib.load(", "nibabel.load(", "dcmread(", "Image.open(", "np.load(", "tifffile."):
+            assert call not in text, f"{path.name} reads files itself ({call}); use genrecon.io"
+    io_root = root.parent / "io"
+    for path in sorted(io_root.glob("*.py")):
+        assert "data_prep" not in path.read_text(), f"io/{path.name} imports data_prep (layer rule)"
+
+
+def test_prepare_module_is_a_compatibility_alias():
+    from genrecon import prepare
+
+    for name in P.__all__:
+        assert getattr(prepare, name) is getattr(P, name)

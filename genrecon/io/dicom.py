@@ -8,6 +8,8 @@ Slices are ordered by their position along the slice normal (``ImagePositionPati
 Values are the modality values ``x = slope * stored + intercept`` (``RescaleSlope``/``Intercept``): HU for
 CT. The image is the pixel array as stored (DICOM rows and columns), not rotated.
 
+:func:`read_series_volumes` stacks whole series into 3-D volumes with their RAS affine (data preparation).
+
 Example:
     >>> from genrecon.io.dicom import DicomLoader
     >>> DicomLoader.accepts("scan/IM0001.dcm")
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -38,13 +40,15 @@ class _Entry:
 
     path: Path
     frames: int
+    shape: tuple[int, int]  # (Rows, Columns)
     series_uid: str
     description: str
     instance: int | None
     position: np.ndarray | None  # ImagePositionPatient (LPS, mm)
     orientation: np.ndarray | None  # ImageOrientationPatient, 6 direction cosines
     spacing: tuple[float, float] | None  # PixelSpacing (row spacing, column spacing)
-    thickness: float | None
+    thickness: float | None  # SpacingBetweenSlices, else SliceThickness
+    slice_thickness: float | None  # SliceThickness alone
     modality: str
 
 
@@ -75,8 +79,11 @@ def _float_list(value: Any, n: int) -> np.ndarray | None:
     return out if out.shape == (n,) and np.isfinite(out).all() else None
 
 
-def _read_entry(path: Path, source: str, strict: bool) -> _Entry | None:
-    """Header of ``path``, or None when it is not a DICOM image (``strict`` raises instead)."""
+def _read_entry(path: Path, source: str, strict: bool, pixels_required: bool = True) -> _Entry | None:
+    """Header of ``path``, or None when it is not a DICOM image (``strict`` raises instead).
+
+    With ``pixels_required=False`` a readable file without pixel data gives None even when ``strict``.
+    """
     import pydicom
 
     try:
@@ -86,7 +93,7 @@ def _read_entry(path: Path, source: str, strict: bool) -> _Entry | None:
             raise DataError(f"{source}: not a readable DICOM file: {type(exc).__name__}: {exc}") from None
         return None
     if not any(tag in ds for tag in _PIXEL_TAGS) or "Rows" not in ds:
-        if strict:
+        if strict and pixels_required:
             raise DataError(f"{source}: DICOM file without pixel data (SOP class {ds.get('SOPClassUID', '?')})")
         return None
     spacing = _float_list(ds.get("PixelSpacing"), 2)
@@ -98,9 +105,14 @@ def _read_entry(path: Path, source: str, strict: bool) -> _Entry | None:
         thickness = float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 0) or None
     except (TypeError, ValueError):
         thickness = None
+    try:
+        slice_thickness = float(ds.get("SliceThickness") or 0) or None
+    except (TypeError, ValueError):
+        slice_thickness = None
     return _Entry(
         path=path,
         frames=max(1, int(ds.get("NumberOfFrames") or 1)),
+        shape=(int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)),
         series_uid=str(ds.get("SeriesInstanceUID", "unknown")),
         description=str(ds.get("SeriesDescription", "")),
         instance=instance,
@@ -108,6 +120,7 @@ def _read_entry(path: Path, source: str, strict: bool) -> _Entry | None:
         orientation=_float_list(ds.get("ImageOrientationPatient"), 6),
         spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else None,
         thickness=thickness,
+        slice_thickness=slice_thickness,
         modality=str(ds.get("Modality", "")),
     )
 
@@ -134,8 +147,15 @@ def _image_affine(entry: _Entry, position: np.ndarray, step: np.ndarray) -> np.n
     """
     if entry.orientation is None or entry.spacing is None:
         return None
-    row_cos, col_cos = entry.orientation[:3], entry.orientation[3:]
-    dr, dc = entry.spacing
+    return _affine(entry.orientation, entry.spacing, position, step)
+
+
+def _affine(
+    orientation: np.ndarray, spacing: tuple[float, float], position: np.ndarray, step: np.ndarray
+) -> np.ndarray:
+    """The RAS affine of :func:`_image_affine` from the geometry itself."""
+    row_cos, col_cos = orientation[:3], orientation[3:]
+    dr, dc = spacing
     lps = np.eye(4)
     lps[:3, 0] = dr * col_cos
     lps[:3, 1] = dc * row_cos
@@ -223,30 +243,11 @@ class DicomLoader(Loader):
         return len(self._index(source))
 
     def load(self, source: str, index: int) -> Case:
-        import pydicom
-
         slices = self._index(source)
         if not 0 <= index < len(slices):
             raise DataError(f"{source}: slice {index} does not exist; the series has slices 0..{len(slices) - 1}")
         entry, frame = slices[index]
-        ds = None
-        try:
-            ds = pydicom.dcmread(entry.path)
-            pixels = ds.pixel_array
-        except Exception as exc:  # missing decoder for compressed data, truncated pixel data
-            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
-            raise DataError(
-                f"{entry.path}: cannot decode the pixel data (transfer syntax {syntax}): {type(exc).__name__}: "
-                f"{exc}; compressed DICOM may need pylibjpeg or gdcm installed"
-            ) from None
-        samples = int(ds.get("SamplesPerPixel", 1))
-        if entry.frames > 1:
-            pixels = pixels[frame]
-        if samples == 3:  # colour: ITU-R 601 luminance
-            pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-        values = pixels.astype(np.float64) * slope + intercept
+        values, ds = _values(entry, frame, np.float64)
         units = "HU" if entry.modality == "CT" else (str(ds.get("RescaleType", "")) or "a.u.")
         meta: dict[str, Any] = {
             "source": str(source),
@@ -280,5 +281,102 @@ class DicomLoader(Loader):
         return _normal(entry.orientation) * (entry.thickness or 1.0)  # type: ignore[arg-type]
 
 
+def _values(entry: _Entry, frame: int, dtype: Any) -> tuple[np.ndarray, Any]:
+    """Modality values ``slope * stored + intercept`` (computed in ``dtype``) of one frame, and the dataset."""
+    import pydicom
+
+    ds = None
+    try:
+        ds = pydicom.dcmread(entry.path)
+        pixels = ds.pixel_array
+    except Exception as exc:  # missing decoder for compressed data, truncated pixel data
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
+        raise DataError(
+            f"{entry.path}: cannot decode the pixel data (transfer syntax {syntax}): {type(exc).__name__}: "
+            f"{exc}; compressed DICOM may need pylibjpeg or gdcm installed"
+        ) from None
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if entry.frames > 1:
+        pixels = pixels[frame]
+    if samples == 3:  # colour: ITU-R 601 luminance
+        pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    return pixels.astype(dtype) * slope + intercept, ds
+
+
 def _tolist(affine: np.ndarray | None) -> list | None:
     return None if affine is None else affine.tolist()
+
+
+@dataclass
+class SeriesVolume:
+    """One DICOM series stacked into a volume (see :func:`read_series_volumes`)."""
+
+    series_uid: str
+    description: str  # SeriesDescription of the series' first file (in the order given)
+    modality: str
+    first_file: Path  # file of slice 0 (after sorting)
+    data: np.ndarray  # (rows, columns, slices) modality values
+    affine: np.ndarray  # maps (row, column, slice) to RAS+ world mm
+
+
+_DEFAULT_ORIENTATION = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+
+def read_series_volumes(files: Sequence[str | Path], *, dtype: Any = np.float32) -> list[SeriesVolume]:
+    """Group DICOM files by ``SeriesInstanceUID`` and stack each series into a 3-D volume.
+
+    Slices are sorted along the slice normal ``n = row x column`` (``ImageOrientationPatient`` of the
+    series' first file; ``np.argsort`` of the positions, so the loader's tie-break by ``InstanceNumber``
+    does not apply to volumes); the affine is the loader's ``P + r dr Y + c dc X + s step`` with
+    ``step = n * median(diff(positions . n))`` (``SliceThickness`` for one slice), sign-flipped from LPS to
+    RAS. Missing tags get defaults: orientation ``[1, 0, 0, 0, 1, 0]``, position ``(0, 0, i)`` for the
+    i-th file, pixel spacing 1 mm. Values are ``slope * stored + intercept`` computed in ``dtype``.
+
+    Args:
+        files: DICOM files (any order); files without pixel data (DICOMDIR, reports) are skipped.
+        dtype: dtype of the values.
+
+    Returns:
+        One :class:`SeriesVolume` per series, in the order the series first appear in ``files``.
+
+    Raises:
+        DataError: an unreadable file, a multi-frame file, or slices of different shapes in a series.
+
+    Example:
+        >>> from genrecon.io.dicom import read_series_volumes
+        >>> vols = read_series_volumes(sorted(Path("scan").glob("*.dcm")))  # doctest: +SKIP
+    """
+    groups: dict[str, list[_Entry]] = {}
+    for f in files:
+        entry = _read_entry(Path(f), str(f), strict=True, pixels_required=False)
+        if entry is not None:
+            groups.setdefault(entry.series_uid, []).append(entry)
+    out = []
+    for uid, entries in groups.items():
+        first = entries[0]
+        multi = next((e for e in entries if e.frames > 1), None)
+        if multi is not None:
+            raise DataError(f"{multi.path}: multi-frame DICOM is not supported; convert it with dcm2niix "
+                            "to NIfTI first")
+        orientation = first.orientation if first.orientation is not None else _DEFAULT_ORIENTATION
+        normal = _normal(orientation)
+        pos = [e.position if e.position is not None else np.array([0.0, 0.0, float(i)])
+               for i, e in enumerate(entries)]
+        order = np.argsort([p @ normal for p in pos])  # equal positions: numpy's order, as before
+        entries = [entries[i] for i in order]
+        pos = [pos[i] for i in order]
+        along = [p @ normal for p in pos]
+        step = float(np.median(np.diff(along))) if len(pos) > 1 else (first.slice_thickness or 1.0)
+        slices = []
+        for e in entries:
+            values, _ = _values(e, 0, dtype)
+            if values.shape != first.shape:
+                raise DataError(f"{e.path}: slice shape {values.shape} differs from the series' {first.shape}; "
+                                "put each series in its own folder")
+            slices.append(values)
+        out.append(SeriesVolume(uid, first.description, first.modality, entries[0].path, np.stack(slices, axis=-1),
+                                _affine(orientation, first.spacing or (1.0, 1.0), pos[0],
+                                        normal * (step if step > 0 else 1.0))))
+    return out

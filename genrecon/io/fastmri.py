@@ -10,6 +10,8 @@ Image from k-space (``target="kspace"``): ``x_c = fftshift(ifft2(ifftshift(k_c),
 single-coil: ``x = x_0`` (complex), multi-coil: ``x = sqrt(sum_c |x_c|^2)`` (RSS, real), at the full
 k-space size (not cropped to 320x320).
 
+:func:`read_reconstructions` reads the reference images of all slices at once (data preparation).
+
 Example:
     >>> from genrecon.io.fastmri import FastMRILoader
     >>> FastMRILoader.accepts("file1000001.h5")
@@ -50,6 +52,18 @@ def _meta_value(value: Any) -> Any:
     return value
 
 
+def _open_h5(source: str | Path):
+    import h5py
+
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{source}: file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{source}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+
+
 @LOADERS.register("fastmri")
 class FastMRILoader(Loader):
     """fastMRI HDF5 (.h5): single- or multi-coil k-space and the reference image of each slice.
@@ -72,15 +86,7 @@ class FastMRILoader(Loader):
 
     # -- file access ------------------------------------------------------------------------------
     def _open(self, source: str):
-        import h5py
-
-        path = Path(source)
-        if not path.exists():
-            raise DataError(f"{source}: file not found")
-        try:
-            return h5py.File(path, "r")
-        except OSError as exc:
-            raise DataError(f"{source}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+        return _open_h5(source)
 
     def _target_name(self, f: Any, source: str) -> str:
         """The dataset the ground truth comes from (``"kspace"`` for the k-space image)."""
@@ -178,3 +184,36 @@ class FastMRILoader(Loader):
             meta=meta,
             kspace=kspace_t,
         )
+
+
+def read_reconstructions(
+    source: str | Path, names: tuple[str, ...] = ("reconstruction_rss", "reconstruction_esc")
+) -> np.ndarray:
+    """The reference images of every slice of a fastMRI file: ``(N, H, W)`` float32 magnitudes.
+
+    Args:
+        source: fastMRI ``.h5`` file.
+        names: datasets to try, in order; the first present is read (single-coil files hold both).
+
+    Raises:
+        DataError: a missing or unreadable file, none of ``names`` in it (test and challenge files hold
+            only k-space), or a dataset that is not ``(N, H, W)``.
+
+    Example:
+        >>> from genrecon.io.fastmri import read_reconstructions
+        >>> images = read_reconstructions("file1000001.h5")  # doctest: +SKIP
+    """
+    with _open_h5(source) as f:
+        try:
+            name = next((n for n in names if n in f), None)
+            if name is None:
+                raise DataError(
+                    f"{source}: no {' or '.join(repr(n) for n in names)} dataset (keys: {sorted(f.keys())}); "
+                    "test/challenge files hold only k-space, use the train/val files"
+                )
+            data = np.asarray(f[name], dtype=np.float32)
+        except (OSError, KeyError, RuntimeError) as exc:
+            raise DataError(f"{source}: corrupt HDF5 file: {exc}") from None
+    if data.ndim != 3:
+        raise DataError(f"{source}: expected reconstructions of shape (N, H, W), got {data.shape}")
+    return data

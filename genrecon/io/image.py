@@ -3,7 +3,7 @@
 Pixel values are kept as stored (8-bit 0..255, 16-bit 0..65535, float TIFF as is) and converted to
 float32; normalisation is the pipeline's ``data.normalize``. Colour images become luminance
 ``Y = 0.299 R + 0.587 G + 0.114 B`` (ITU-R 601, as PIL's "L" mode); alpha is ignored; palette images are
-expanded first.
+expanded first. :func:`read_pixels` returns a file's pixel array as stored (before the luminance).
 
 Example:
     >>> from genrecon.io.image import ImageLoader
@@ -68,10 +68,7 @@ class ImageLoader(Loader):
         n = self.n_slices(source)
         if not 0 <= index < n:
             raise DataError(f"{source}: slice {index} does not exist; the file has slices 0..{n - 1}")
-        if self._is_tiff(source):
-            pixels = self._read_tiff(source, index)
-        else:
-            pixels = self._read_pil(source)
+        pixels = read_pixels(source, index)
         return Case(
             key=f"{source_stem(source)}/{index}",
             image=as_image(to_gray(pixels, source), source, f"page {index}"),
@@ -114,3 +111,21 @@ class ImageLoader(Loader):
         except Exception as exc:  # UnidentifiedImageError, truncated data
             raise DataError(f"{source}: not a readable image file: {type(exc).__name__}: {exc}") from None
         return pixels
+
+
+def read_pixels(source: str | Path, page: int = 0) -> np.ndarray:
+    """The pixel array of a PNG file or of one TIFF page, as stored (dtype and channels kept).
+
+    TIFF is read with tifffile (separate colour planes are moved last), other files with PIL (palette
+    images expanded to RGB/RGBA, 1-bit images to 8-bit). Raises DataError for a missing or unreadable file.
+
+    Example:
+        >>> from genrecon.io.image import read_pixels
+        >>> pixels = read_pixels("slice.png")  # doctest: +SKIP
+    """
+    source = str(source)
+    if not Path(source).is_file():
+        raise DataError(f"{source}: file not found")
+    if Path(source).name.lower().endswith(_TIFF):
+        return ImageLoader._read_tiff(source, page)
+    return ImageLoader._read_pil(source)

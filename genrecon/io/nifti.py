@@ -15,6 +15,8 @@ are) is read as stored. ``meta["slice_affine"]`` maps the image's ``(row, column
 :func:`~genrecon.io.writers.write_nifti` stores images as ``data[row, column, n]``, so results written
 with it overlay the source volume and read back unchanged.
 
+:func:`read_volume` reads a whole volume at once, as stored (data preparation reorients and resamples it).
+
 Example:
     >>> from genrecon.io.nifti import NiftiLoader
     >>> NiftiLoader.accepts("brain.nii.gz")
@@ -192,3 +194,40 @@ class NiftiLoader(Loader):
             "shape": list(img.shape),
         }
         return Case(key=f"{source_stem(source)}/{index}", image=as_image(image, source, f"slice {index}"), meta=meta)
+
+
+def read_volume(source: str | Path, volume_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A whole NIfTI volume as stored: ``(data, affine)``, no reorientation, no resampling.
+
+    Args:
+        source: ``.nii`` or ``.nii.gz`` file.
+        volume_index: which volume of a 4-D file (time series, echoes) to return.
+
+    Returns:
+        ``data`` float32 ``(X, Y, Z)`` (scaled by the header's slope and intercept; a 2-D image gets a
+        third axis of length 1) and the file's 4x4 ``affine`` float64.
+
+    Raises:
+        DataError: a missing, unreadable or corrupt file, or an image that is not 2-D, 3-D or 4-D.
+        ConfigError: ``volume_index`` out of range.
+
+    Example:
+        >>> from genrecon.io.nifti import read_volume
+        >>> data, affine = read_volume("head.nii.gz")  # doctest: +SKIP
+    """
+    loader = NiftiLoader(volume_index=volume_index)
+    img = loader._open(str(source))
+    loader._shape3(img, str(source))  # checks the rank and the volume index
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:  # truncated or corrupt data block
+        raise DataError(f"{source}: not a readable NIfTI file: {type(exc).__name__}: {exc}") from None
+    shape = data.shape
+    while len(shape) > 4 and shape[-1] == 1:
+        shape = shape[:-1]
+    data = data.reshape(shape)
+    if data.ndim == 4:
+        data = data[..., volume_index]
+    elif data.ndim == 2:
+        data = data[..., None]
+    return data, np.asarray(img.affine, dtype=np.float64)

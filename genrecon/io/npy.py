@@ -1,7 +1,7 @@
 """NumPy arrays (``.npy``): a stack ``(N, H, W)`` or one image ``(H, W)``, real or complex.
 
 The file is memory-mapped (``mmap_mode="r"``): ``n_slices`` reads only the header, ``load`` copies one
-slice. Pickled (object) arrays are refused.
+slice. Pickled (object) arrays are refused. :func:`read_stack` reads the whole stack at once.
 
 Example:
     >>> from genrecon.io.npy import NpyLoader
@@ -64,3 +64,21 @@ class NpyLoader(Loader):
                 "affine": None,
             },
         )
+
+
+def read_stack(source: str | Path) -> np.ndarray:
+    """The whole array of a ``.npy`` file as a stack ``(N, H, W)`` in memory, values and dtype as stored.
+
+    One image ``(H, W)`` becomes a stack of one. Raises DataError for a missing or unreadable file and
+    for other ranks.
+
+    Example:
+        >>> from genrecon.io.npy import read_stack
+        >>> stack = read_stack("images.npy")  # doctest: +SKIP
+    """
+    arr = NpyLoader()._open(str(source))
+    try:
+        arr = np.array(arr)  # copy out of the memory map
+    except (OSError, ValueError) as exc:  # truncated data block
+        raise DataError(f"{source}: cannot read the array: {exc}") from None
+    return arr[None] if arr.ndim == 2 else arr

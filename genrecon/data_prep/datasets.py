@@ -1,0 +1,164 @@
+"""The training datasets: the HDF5 layout, its attributes, and the two datasets built from the fetched scans.
+
+A dataset file holds ``train/*`` and ``val/*`` groups (see :func:`write_dataset_h5`) and root attributes
+that say where every slice came from, under which licence, how intensities were normalised and how the
+held-out slabs were chosen. :func:`build_brain_mri_dataset` slices T1 NIfTI templates in MNI space,
+:func:`build_head_ct_dataset` InVesalius head CTs; :func:`build_datasets` writes both.
+
+Example:
+    >>> from genrecon.data_prep import build_datasets, fetch
+    >>> counts = build_datasets(fetch("data/cache"), "data/prepared")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import __version__
+from .fetching import FetchedSources, Source
+from .inv3 import inv3_to_ras, read_inv3
+from .progress import Log, say
+from .readers import read_nifti
+from .slabs import BRAIN_SLABS, CT_SLABS, SlabRule
+from .slicing import Collected, SliceSet, slice_volume
+from .volumes import (CT_NORMALISATION, EMPTY_MIN_FRACTION, EMPTY_THRESHOLD, HU_MAX, HU_MIN, HU_OFFSET, HU_SCALE,
+                      MRI_NORMALISATION, ORIENTATION_CONVENTION, normalise_ct, normalise_mri, resample_isotropic,
+                      to_canonical)
+
+
+def write_dataset_h5(path: Path | str, data: Collected, attrs: dict) -> dict[str, int]:
+    """Write ``train/*`` and ``val/*`` groups and root ``attrs``; returns ``{"train": n, "val": n}``.
+
+    Each group holds ``images`` ``(N, S, S)`` float32, ``source`` and ``orientation`` (strings),
+    ``index`` int32 (slice index in the canonical isotropic volume, or in the stack) and
+    ``position_mm`` float32 (world position along the slicing axis; the index for stacks).
+    Written with :func:`genrecon.io.atomic.atomic_write`, so a crash never leaves a half-written file.
+    """
+    import h5py
+
+    from ..io.atomic import atomic_write
+
+    counts = {}
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+        for split in ("train", "val"):
+            s: SliceSet = getattr(data, split)
+            g = f.create_group(split)
+            size = int(attrs["size"])
+            imgs = np.stack(s.images).astype(np.float32) if len(s) else np.zeros((0, size, size), np.float32)
+            g.create_dataset("images", data=imgs, chunks=(1, size, size) if len(s) else None,
+                             compression="gzip" if len(s) else None, compression_opts=4 if len(s) else None,
+                             shuffle=bool(len(s)))
+            str_dt = h5py.string_dtype()
+            g.create_dataset("source", data=np.array(s.source, dtype=object), dtype=str_dt)
+            g.create_dataset("orientation", data=np.array(s.orientation, dtype=object), dtype=str_dt)
+            g.create_dataset("index", data=np.array(s.index, dtype=np.int32))
+            g.create_dataset("position_mm", data=np.array(s.position, dtype=np.float32))
+            counts[split] = len(s)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["n_train"] = counts["train"]
+        f.attrs["n_val"] = counts["val"]
+    return counts
+
+
+def created_by(func: str) -> str:
+    """The ``created_by`` text of a dataset or samples file written by ``func``.
+
+    It names ``genrecon.prepare.<func>``, as every file written so far does; that compatibility module
+    re-exports ``func`` from :mod:`genrecon.data_prep`.
+    """
+    return f"genrecon {__version__}, scripts/prepare_data.py -> genrecon.prepare.{func}"
+
+
+def common_attrs(modality: str, size: int, normalisation: str, sources: list[dict], licence: str,
+                 rule: SlabRule, func: str, stats: dict) -> dict:
+    """The root attributes every dataset file has (provenance, licence, normalisation, split and slice rules)."""
+    return {
+        "modality": modality,
+        "size": int(size),
+        "normalisation": normalisation,
+        "sources": json.dumps(sources),
+        "licence": licence,
+        "created_by": created_by(func),
+        "split_rule": rule.describe(),
+        "slice_rule": (f"slices with less than {EMPTY_MIN_FRACTION:.0%} of pixels above "
+                       f"{EMPTY_THRESHOLD:.0%} of the normalised maximum are skipped"),
+        "orientation_convention": ORIENTATION_CONVENTION,
+        "stats": json.dumps(stats),
+    }
+
+
+def _mri_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data, affine = read_nifti(path)
+    data, affine = to_canonical(data, affine)
+    data, affine = resample_isotropic(data, affine)
+    vol01, _ = normalise_mri(data)
+    return vol01, affine
+
+
+def build_brain_mri_dataset(sources: Sequence[Source], out: Path | str, *, size: int = 128,
+                            rule: SlabRule = BRAIN_SLABS, log: Log = None) -> dict[str, int]:
+    """Write ``brain-mri-<size>.h5`` from T1 NIfTI volumes in MNI space (see :mod:`genrecon.data_prep`).
+
+    Returns:
+        ``{"train": n_train, "val": n_val}``.
+    """
+    col = Collected()
+    for src in sources:
+        say(log, f"slicing {src.name} ({src.path.name})")
+        vol01, affine = _mri_volume(src.path)
+        slice_volume(vol01, affine, src.name, col, size=size, rule=rule, log=log)
+    attrs = common_attrs(
+        "mri", size, MRI_NORMALISATION, [s.as_dict() for s in sources],
+        "; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})), rule, "build_brain_mri_dataset",
+        col.stats)
+    attrs["content"] = ("T1-weighted magnitude slices, axial/coronal/sagittal, from templates in MNI space: "
+                        "MNI152 is a 152-subject average; ch2 and ch2better are the same single subject "
+                        "(Colin27), so the slabs are in world mm and hold out the same anatomy in both")
+    return write_dataset_h5(out, col, attrs)
+
+
+def _ct_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    matrix, spacing, _ = read_inv3(path)
+    vol, affine = inv3_to_ras(matrix.astype(np.float32), spacing)
+    vol, affine = resample_isotropic(vol, affine)
+    return normalise_ct(vol), affine
+
+
+def build_head_ct_dataset(sources: Sequence[Source], out: Path | str, *, size: int = 128,
+                          rule: SlabRule = CT_SLABS, log: Log = None) -> dict[str, int]:
+    """Write ``head-ct-<size>.h5`` from InVesalius ``.inv3`` head CTs (axial + reformats).
+
+    Returns:
+        ``{"train": n_train, "val": n_val}``.
+    """
+    col = Collected()
+    for src in sources:
+        say(log, f"slicing {src.name} ({src.path.name})")
+        vol01, affine = _ct_volume(src.path)
+        slice_volume(vol01, affine, src.name, col, size=size, rule=rule, log=log)
+    attrs = common_attrs(
+        "ct", size, CT_NORMALISATION, [s.as_dict() for s in sources],
+        "; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})), rule, "build_head_ct_dataset",
+        col.stats)
+    attrs.update({"hu_offset": HU_OFFSET, "hu_scale": HU_SCALE, "hu_min": HU_MIN, "hu_max": HU_MAX,
+                  "content": "head CT: axial slices plus coronal and sagittal reformats of the volume "
+                             "resampled to isotropic voxels (linear interpolation along z)"})
+    return write_dataset_h5(out, col, attrs)
+
+
+def build_datasets(sources: FetchedSources, prepared: Path | str, *, size: int = 128,
+                   log: Log = None) -> dict[str, dict[str, int]]:
+    """Write ``brain-mri-<size>.h5`` and ``head-ct-<size>.h5`` into ``prepared``."""
+    prepared = Path(prepared)
+    return {
+        f"brain-mri-{size}.h5": build_brain_mri_dataset(
+            [sources.mni152, sources.ch2, sources.ch2better], prepared / f"brain-mri-{size}.h5",
+            size=size, log=log),
+        f"head-ct-{size}.h5": build_head_ct_dataset([sources.cranium], prepared / f"head-ct-{size}.h5",
+                                                    size=size, log=log),
+    }
