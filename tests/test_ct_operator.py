@@ -119,8 +119,8 @@ def test_normalize_scales_to_unit_norm(gen):
     raw = ParallelBeam(image_size=40, angles=_deg(range(0, 180, 6)))
     unit = ParallelBeam(image_size=40, angles=_deg(range(0, 180, 6)), normalize=True)
     assert abs(unit.norm(n_iter=100, generator=gen, dtype=torch.float64) - 1.0) < 1e-3
-    assert unit.norm_squared == 1.0
-    assert abs(math.sqrt(raw.norm_squared) - 1 / unit.scale) < 1e-9
+    assert unit.norm_squared() == 1.0
+    assert abs(math.sqrt(raw.norm_squared()) - 1 / unit.scale) < 1e-9
     x = raw.random_domain(1, gen)
     assert torch.allclose(unit(x), raw(x) * unit.scale, atol=1e-12 * raw(x).abs().max() * unit.scale)
 

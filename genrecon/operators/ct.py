@@ -54,6 +54,7 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError, ShapeError
+from ..linalg.power import power_method
 from ..registry import OPERATORS
 from .base import LinearOperator
 
@@ -63,6 +64,10 @@ MAX_MATRIX_BYTES = 12 * 2**30
 _BUILD_CHUNK = 1_000_000
 #: how many (geometry, dtype, device) matrix pairs the LRU cache keeps
 CACHE_SIZE = 4
+#: power-method iterations and relative tolerance of the build-time norm (from a constant image: it converges
+#: in a few dozen iterations, and the normalisation wants it to the last digits)
+NORM_BUILD_ITER = 200
+NORM_BUILD_TOL = 1e-9
 
 _MATRICES: "OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]]" = OrderedDict()
 _NORMS: dict[tuple, float] = {}
@@ -322,9 +327,9 @@ class CTProjector(LinearOperator):
             self.matrices(torch.float32, "cpu")
         return 1.0 / _NORMS[self._key()]
 
-    @property
-    def norm_squared(self) -> float:
-        """``||A||^2``: 1 when normalised, else from the power method run at build time (once per geometry)."""
+    def norm_squared(self, *, dtype: torch.dtype | None = None, device=None) -> float:
+        """``||A||^2``: 1 when normalised, else the power-method estimate made at build time (once per geometry,
+        from the float64 matrices; ``dtype`` and ``device`` are not needed)."""
         if self.normalize:
             return 1.0
         if self._key() not in _NORMS:
@@ -364,22 +369,12 @@ def _csr(crow, col, val, size, device) -> torch.Tensor:
         return torch.sparse_csr_tensor(crow, col, val, size=size, device=device, check_invariants=False)
 
 
-def _power_norm(a: torch.Tensor, at: torch.Tensor, n_iter: int = 200, tol: float = 1e-9) -> float:
-    """``||A||`` by the power method on ``A^T A`` from a constant image (close to the top eigenvector)."""
-    x = torch.ones(a.shape[1], dtype=a.dtype)
-    x = x / torch.linalg.vector_norm(x)
-    estimate = 0.0
-    for _ in range(n_iter):
-        z = torch.mv(at, torch.mv(a, x))
-        new = float(torch.linalg.vector_norm(z))
-        if new == 0.0:
-            return 1.0
-        x = z / new
-        if abs(new - estimate) <= tol * new:
-            estimate = new
-            break
-        estimate = new
-    return math.sqrt(estimate)
+def _power_norm(a: torch.Tensor, at: torch.Tensor) -> float:
+    """``||A||`` by the power method on ``A^T A`` (CSR matrices) from a constant image, close to the top
+    eigenvector (1 for an all-zero matrix, so that normalising leaves it alone)."""
+    x0 = torch.ones(a.shape[1], dtype=a.dtype)
+    estimate = power_method(lambda v: torch.mv(at, torch.mv(a, v)), x0, n_iter=NORM_BUILD_ITER, tol=NORM_BUILD_TOL)
+    return math.sqrt(estimate) if estimate > 0.0 else 1.0
 
 
 def default_n_detectors(image_size: int, spacing: float = 1.0) -> int:

@@ -43,6 +43,7 @@ import torch
 
 from ..errors import ShapeError
 from ..operators.base import LinearOperator
+from ..solvers.cg import conjugate_gradient
 
 PhaseMode = Literal["zero", "lowres"]
 PHASE_MODES = ("zero", "lowres")
@@ -52,6 +53,8 @@ LOWRES_FRACTION = 0.125
 LEVEL_QUANTILE = 0.995
 #: CG iterations of the least-squares estimate
 CG_ITER = 10
+#: relative residual ``||A^H (y - A x)|| / ||A^H y||`` at which the least-squares estimate stops
+CG_TOL = 1e-6
 
 
 def check_adapter_params(phase, intensity_scale, who: str) -> list[str]:
@@ -69,17 +72,12 @@ def check_adapter_params(phase, intensity_scale, who: str) -> list[str]:
     return problems
 
 
-def _bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-batch ``Re <a, b>``: shape ``(B,)``."""
-    prod = a.conj() * b if a.is_complex() else a * b
-    return prod.real.flatten(1).sum(1) if prod.is_complex() else prod.flatten(1).sum(1)
-
-
 def least_squares_estimate(y: torch.Tensor, op: LinearOperator, n_iter: int = CG_ITER) -> torch.Tensor:
     """A rough image from ``n_iter`` conjugate-gradient iterations on ``A^H A x = A^H y`` from ``x = 0`` (CGNR).
 
     Early-stopped CG is a regularised least-squares solution: low frequencies converge first. For Cartesian
-    MRI (``A^H A`` a projection) it stops after one iteration at the zero-filled image ``A^H y``.
+    MRI (``A^H A`` a projection) it stops after one iteration at the zero-filled image ``A^H y``. Stops early
+    when every batch element has ``||A^H (y - A x)|| <= 1e-6 ||A^H y||``.
 
     Args:
         y: measurements ``(B, *op.range_shape)``.
@@ -90,26 +88,7 @@ def least_squares_estimate(y: torch.Tensor, op: LinearOperator, n_iter: int = CG
         ``(B, *op.domain_shape)`` of the domain's dtype.
     """
     with torch.no_grad():
-        r = op.adjoint(y)
-        x = torch.zeros_like(r)
-        p = r.clone()
-        rs = _bdot(r, r)
-        rs0 = rs.clone()
-        view = (-1,) + (1,) * (r.dim() - 1)
-        tiny = torch.finfo(rs.dtype).tiny
-        for _ in range(n_iter):
-            if bool((rs <= 1e-12 * rs0).all()):
-                break
-            ap = op.normal(p)
-            denom = _bdot(p, ap)
-            alpha = torch.where(denom > tiny, rs / denom.clamp(min=tiny), torch.zeros_like(rs))
-            x = x + alpha.view(view) * p
-            r = r - alpha.view(view) * ap
-            rs_new = _bdot(r, r)
-            beta = torch.where(rs > tiny, rs_new / rs.clamp(min=tiny), torch.zeros_like(rs))
-            p = r + beta.view(view) * p
-            rs = rs_new
-    return x
+        return conjugate_gradient(op.normal, op.adjoint(y), None, n_iter=n_iter, tol=CG_TOL)
 
 
 def _hann(n: int, fraction: float, dtype, device) -> torch.Tensor:

@@ -40,6 +40,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, ShapeError
 from ..registry import RECONSTRUCTORS
+from ..solvers.cg import conjugate_gradient
 from ..solvers.fista import fista
 from ..solvers.tv import TVProx
 from .base import Reconstructor
@@ -55,34 +56,6 @@ def _batch_norm(r: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(r.reshape(r.shape[0], -1), dim=1)
 
 
-def conjugate_gradient(apply, b: torch.Tensor, x0: torch.Tensor, n_iter: int, tol: float = 1e-8) -> torch.Tensor:
-    """Solve ``M x = b`` for a Hermitian positive definite ``M`` (per batch element), from ``x0``.
-
-    ``r = b - M x``, ``p = r``; ``alpha = <r, r> / <p, M p>``, ``x += alpha p``, ``r -= alpha M p``,
-    ``p = r + (<r', r'> / <r, r>) p``. Batch elements are independent (per-element step sizes).
-    """
-    dims = tuple(range(1, b.dim()))
-
-    def dot(u, v):
-        return torch.sum((u.conj() * v).real if u.is_complex() else u * v, dim=dims, keepdim=True)
-
-    x = x0.clone()
-    r = b - apply(x)
-    p = r.clone()
-    rs = dot(r, r)
-    for _ in range(n_iter):
-        mp = apply(p)
-        alpha = rs / dot(p, mp).clamp(min=1e-30)
-        x = x + alpha * p
-        r = r - alpha * mp
-        rs_new = dot(r, r)
-        if torch.all(rs_new.sqrt() <= tol * dot(b, b).sqrt().clamp(min=1e-30)):
-            break
-        p = r + (rs_new / rs.clamp(min=1e-30)) * p
-        rs = rs_new
-    return x
-
-
 def data_consistency(op, aty: torch.Tensor, start: torch.Tensor, *, gamma: float, n_iter: int,
                      tv_prox: TVProx | None = None, lip: float | None = None) -> torch.Tensor:
     """The ``project`` step: ``argmin_x 1/2 ||A x - y||^2 + gamma/2 ||x - start||^2 (+ TV(x) by ``tv_prox``)``.
@@ -93,7 +66,7 @@ def data_consistency(op, aty: torch.Tensor, start: torch.Tensor, *, gamma: float
     the TV term only refines its result (FISTA from ``start`` lost 1-2 dB on CT in 10 iterations).
     """
     rhs = aty + gamma * start
-    sol = conjugate_gradient(lambda v: op.normal(v) + gamma * v, rhs, start, n_iter)
+    sol = conjugate_gradient(lambda v: op.normal(v) + gamma * v, rhs, start, n_iter=n_iter)
     if tv_prox is None:
         return sol
     if lip is None:
@@ -224,14 +197,6 @@ class DPS(Reconstructor):
         img = x.real if x.is_complex() else x
         return self.prior.to_model(img / self.intensity_scale)
 
-    @staticmethod
-    def _lip(op, device, dtype) -> float:
-        """``||A||^2``: from the operator when it knows it (CT), else by the power method."""
-        known = getattr(op, "norm_squared", None)
-        return float(known) if known is not None else op.norm(
-            n_iter=20, generator=torch.Generator().manual_seed(0),
-            dtype=torch.float32 if dtype == torch.float32 else torch.float64, device=device) ** 2
-
     def _step(self, x, t, t_next, yb, op, aty, lip, tv_prox, bounds, gen):
         """One sampling step from ``t`` to ``t_next``: ``(x_{t_next}, x0_hat)``."""
         sched, (lo, hi) = self.prior.schedule, bounds
@@ -280,7 +245,9 @@ class DPS(Reconstructor):
         ts = sched.timesteps(self.steps)
         lo, hi = self.prior.to_model(torch.tensor(0.0)).item(), self.prior.to_model(torch.tensor(1.0)).item()
         aty = op.adjoint(yb) if self.consistency == "project" else None
-        lip = self._lip(op, device, dtype) if self.consistency == "project" else None
+        # ||A||^2 (cached on the operator), estimated in float32 or float64 whatever the prior's precision
+        lip = (op.norm_squared(dtype=torch.float32 if dtype == torch.float32 else torch.float64, device=device)
+               if self.consistency == "project" else None)
         tv_prox = TVProx(self.tv, 5, nonneg=self.nonneg) if self.tv > 0 or self.nonneg else None
 
         def noised(image: torch.Tensor, first: int) -> torch.Tensor:

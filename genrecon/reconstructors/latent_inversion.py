@@ -87,7 +87,6 @@ from ..operators.base import LinearOperator
 from ..priors.adapters import ImageAdapter, check_adapter_params, image_level, least_squares_estimate
 from ..registry import RECONSTRUCTORS
 from ..solvers.fista import fista
-from ..solvers.power import power_method
 from ..solvers.tv import TVProx, tv_norm
 from .base import Reconstructor
 
@@ -499,17 +498,6 @@ class LatentInversion(Reconstructor):
                 self._cache[key] = float(image_level(self.decode(z)).median())
         return self._cache[key]
 
-    def _norm_squared(self, op: LinearOperator, like: torch.Tensor) -> float:
-        known = getattr(op, "norm_squared", None)
-        if known is not None:
-            return float(known)
-        key = ("norm", id(op))
-        if key not in self._cache:
-            x0 = op.random_domain(1, torch.Generator().manual_seed(0), dtype=like.real.dtype, device=like.device)
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != "norm"}
-            self._cache[key] = power_method(op.normal, x0, n_iter=50, tol=1e-4)
-        return self._cache[key]
-
     def _measured(self, op: LinearOperator, like: torch.Tensor) -> int:
         """Entries ``A`` can make non-zero (sampled k-space x coils; rays that meet the image)."""
         key = ("measured", id(op))
@@ -689,7 +677,7 @@ class LatentInversion(Reconstructor):
         cdtype = torch.complex128 if rdtype == torch.float64 else torch.complex64
         dtype = cdtype if op.complex_domain else rdtype
         n_iter = max(self.hybrid_polish, 100)
-        anchor = self.anchor_weight * self._norm_squared(op, y)
+        anchor = self.anchor_weight * op.norm_squared(dtype=y.real.dtype, device=y.device)
         with torch.no_grad():  # the penalty alone: what `hybrid_fallback` computes
             x = self._polish(None, op.domain_zeros(1, dtype=dtype, device=device), y, op, n_iter)
         z = self._initial_latents(y, op, adapter, x if x0 is None else x0, gen, device, rdtype)
@@ -749,7 +737,7 @@ class LatentInversion(Reconstructor):
     def _u_solver(self, op, y, anchor: float = 0.0) -> tuple[float, TVProx | None]:
         """The proximal-gradient step on ``u`` (``1 / (2 (||A||^2 + anchor))``, with a hair of safety) and a fresh
         TV prox."""
-        step = 1.0 / (2.0 * (self._norm_squared(op, y) * 1.01 + anchor))
+        step = 1.0 / (2.0 * (op.norm_squared(dtype=y.real.dtype, device=y.device) * 1.01 + anchor))
         return step, (TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None)
 
     def _prox_u(self, tv: TVProx | None, v: torch.Tensor, s: float, lower: torch.Tensor | None) -> torch.Tensor:

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ..operators.finite_difference import div2d, grad2d
+from ..linalg.finite_difference import div2d, grad2d
 
 
 def _to_planes(b: torch.Tensor) -> torch.Tensor:
