@@ -866,7 +866,7 @@ def batch_status(run_dir: str | Path) -> BatchStatus:
     n_tasks = int(latest.get("n_tasks", 1)) if latest else None
     cases: list[CaseStatus] = []
     if kind == "reconstruct":
-        cases = case_states(load_config(cfg_path, check_files=False), run_dir, n_tasks)
+        cases = case_states(load_config(cfg_path, check_files=False, build=False), run_dir, n_tasks)
 
     ids = [j["job_id"] for j in jobs if j.get("job_id")]
     sources = []

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,41 +27,9 @@ import yaml
 from .errors import ConfigError, GenreconError
 from .registry import LOADERS, RECONSTRUCTORS
 from .schema import parse
+from .yamlio import YamlLoader, apply_override, parse_yaml, read_yaml  # noqa: F401 (their home is yamlio)
 
 SUPPORTED_VERSION = 1
-
-
-class YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, also reading ``1e-4`` (exponent without a dot) as a float, as YAML 1.2 does,
-    and refusing a key repeated in one mapping (PyYAML lets the last one silently win)."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node.start_mark)
-                except TypeError:  # an unhashable key: the base class reports it
-                    continue
-                if first is not key_node.start_mark:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key '{key}' (first on line {first.line + 1})", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def parse_yaml(text: str):
-    """Parse YAML text with :class:`YamlLoader`."""
-    return yaml.load(text, Loader=YamlLoader)
 
 
 @dataclass(frozen=True)
@@ -154,68 +121,20 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------------------------------------
-# --set overrides
-# ---------------------------------------------------------------------------------------------------
-def apply_override(data: dict, assignment: str) -> None:
-    """Apply ``a.b.0.c=value`` to nested dicts/lists in place; the value is parsed as YAML."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. reconstructors.1.params.lam=0.02")
-    key, raw = assignment.split("=", 1)
-    try:
-        value = parse_yaml(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise ConfigError(f"--set {assignment!r}: empty key part in '{key}'")
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
-                raise ConfigError(f"--set {key}: '{where}' is not an index of a list of {len(node)} items")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
-        else:
-            raise ConfigError(f"--set {key}: '{'.'.join(parts[:i])}' is a value, not a section")
-
-
-# ---------------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------------
-def read_yaml(path: str | Path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        data = parse_yaml(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(data).__name__}")
-    return data
+def load_config(path: str | Path, overrides: list[str] | None = None, *, check_files: bool = True,
+                build: bool = True) -> RunConfig:
+    """Read, override and validate a run config file (relative data paths resolve from the working dir).
 
-
-def load_config(path: str | Path, overrides: list[str] | None = None, *, check_files: bool = True) -> RunConfig:
-    """Read, override and validate a run config file (relative data paths resolve from the working dir)."""
+    ``build=False`` reads a stored run's config (``genrecon evaluate``, stale checks): the plugins are not
+    instantiated (no prior checkpoint is loaded) and the device is not checked (a GPU run's folder is
+    evaluated anywhere).
+    """
     data = read_yaml(path)
     for item in overrides or []:
         apply_override(data, item)
-    return load_config_dict(data, check_files=check_files)
+    return load_config_dict(data, check_files=check_files, build=build)
 
 
 def _resolve_loader(data_cfg: DataConfig) -> str | None:
@@ -234,8 +153,12 @@ def _resolve_loader(data_cfg: DataConfig) -> str | None:
     return None
 
 
-def load_config_dict(data: dict, *, check_files: bool = True) -> RunConfig:
-    """Validate a config given as a dict; see :func:`load_config`."""
+def load_config_dict(data: dict, *, check_files: bool = True, build: bool = True) -> RunConfig:
+    """Validate a config given as a dict; see :func:`load_config`.
+
+    With ``build``, each method is instantiated once here (constructors check their values, priors load
+    their checkpoints); :func:`built_methods` hands those instances to the run, so nothing is built twice.
+    """
     from .simulate import MODALITIES, modality_module
 
     problems: list[str] = []
@@ -266,9 +189,11 @@ def load_config_dict(data: dict, *, check_files: bool = True) -> RunConfig:
     cfg = dataclasses.replace(cfg, simulate=sim_cfg)
     if cfg.version != SUPPORTED_VERSION:
         problems.append(f"version: this genrecon reads config version {SUPPORTED_VERSION}, got {cfg.version}")
-    problems.extend(_check_device(cfg.device))
+    if build:
+        problems.extend(_check_device(cfg.device))
     if cfg.data is not None:
         problems.extend(_check_data(cfg.data, check_files))
+    built: dict[str, Any] = {}
     if isinstance(cfg.reconstructors, tuple):  # else its type was reported by the parser
         if len(cfg.reconstructors) == 0:
             problems.append("reconstructors: list at least one method, e.g. - {name: zero_filled}")
@@ -276,10 +201,18 @@ def load_config_dict(data: dict, *, check_files: bool = True) -> RunConfig:
         for i, rc in enumerate(cfg.reconstructors):
             if not isinstance(rc, ReconstructorConfig):
                 continue
-            problems.extend(_check_reconstructor(rc, i, sim_cfg, size))
+            problems.extend(_check_reconstructor(rc, i, sim_cfg, size, built if build else None))
     if problems:
         raise ConfigError(problems)
+    object.__setattr__(cfg, "_built", built)  # not a field: not dumped, hashed or compared
     return cfg
+
+
+def built_methods(cfg: RunConfig) -> list[Any]:
+    """One instance per configured method: those validation built, else built now (e.g. after
+    ``dataclasses.replace`` or for a config read with ``build=False``)."""
+    built = getattr(cfg, "_built", {})
+    return [built.get(rc.label) or RECONSTRUCTORS.build(rc.name, rc.params) for rc in cfg.reconstructors]
 
 
 def _with_labels(items: list) -> list:
@@ -333,7 +266,8 @@ def _image_size(dc: DataConfig) -> int | None:
     return dc.size if dc.size is not None else dc.crop
 
 
-def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg, size: int | None = None) -> list[str]:
+def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg, size: int | None = None,
+                         built: dict[str, Any] | None = None) -> list[str]:
     where = f"reconstructors.{i}"
     if rc.name not in RECONSTRUCTORS:
         try:
@@ -347,6 +281,8 @@ def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg, size: int | N
     modalities = getattr(cls, "modalities", ("mri", "ct"))
     if sim_cfg is not None and sim_cfg.modality not in modalities:
         problems.append(f"{where}: '{rc.name}' does not support modality '{sim_cfg.modality}' (only {modalities})")
+    if built is None:  # a stored run's config: names, parameters and types are enough
+        return problems
     try:
         method = cls(**rc.params)  # constructors validate their values (and priors their checkpoints)
     except GenreconError as exc:
@@ -360,6 +296,8 @@ def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg, size: int | N
             method.check(ImageDomain((1, size, size), complex_domain=sim_cfg.modality == "mri"))
         except GenreconError as exc:
             problems.append(f"{where}: {exc}")
+    if not problems:
+        built[rc.label] = method
     return problems
 
 

@@ -13,10 +13,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, Union
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is not imported here: data preparation uses this module without it
+    import torch
 
 #: the HU window of ``hu_unit``
 HU_MIN, HU_MAX = -1024.0, 3071.0
@@ -25,14 +27,14 @@ HU_OFFSET, HU_SCALE = -HU_MIN, HU_MAX - HU_MIN
 #: the formula, for reports, dataset attributes and model cards
 HU_UNIT_TEXT = "x = (clip(HU, -1024, 3071) + 1024) / 4095; HU = 4095 * x - 1024"
 
-Array = TypeVar("Array", torch.Tensor, np.ndarray)
+Array = TypeVar("Array", bound=Union["torch.Tensor", np.ndarray])
 
 
 def hu_to_unit(hu: Array) -> Array:
     """``(clip(HU, HU_MIN, HU_MAX) + HU_OFFSET) / HU_SCALE`` for a tensor or an array (same type back)."""
-    if isinstance(hu, torch.Tensor):
-        return (hu.clamp(HU_MIN, HU_MAX) + HU_OFFSET) / HU_SCALE
-    return (np.clip(hu, HU_MIN, HU_MAX) + HU_OFFSET) / HU_SCALE
+    if isinstance(hu, np.ndarray) or np.isscalar(hu):
+        return (np.clip(hu, HU_MIN, HU_MAX) + HU_OFFSET) / HU_SCALE
+    return (hu.clamp(HU_MIN, HU_MAX) + HU_OFFSET) / HU_SCALE  # a torch tensor
 
 
 def unit_to_hu(x: Array) -> Array:

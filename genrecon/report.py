@@ -124,7 +124,7 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise DataError(f"{run_dir}: not a genrecon run folder (no config.yaml)")
-    cfg = load_config(cfg_path, check_files=False)
+    cfg = load_config(cfg_path, check_files=False, build=False)
     labels = cfg.labels()
     ev = cfg.evaluate
     want_case = case_hash(cfg)

@@ -13,7 +13,7 @@ Example:
     ...     sigma: float = field(default=0.0, metadata={"ge": 0, "doc": "noise std"})
     >>> problems = []
     >>> parse(Noise, {"sigma": -1, "sgima": 2}, "noise", problems)
-    Noise(sigma=-1)
+    Noise(sigma=-1.0)
     >>> problems[0]
     "noise: unknown key 'sgima' (did you mean 'sigma'?)"
 """

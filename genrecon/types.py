@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .operators.base import LinearOperator
+
+@runtime_checkable
+class Operator(Protocol):
+    """What the records need of a forward operator (:class:`genrecon.operators.base.LinearOperator` is one);
+    a Protocol, so this lowest layer does not import the operators."""
+
+    domain_shape: tuple[int, ...]
+    range_shape: tuple[int, ...]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -42,6 +53,6 @@ class Measurement:
     """
 
     y: torch.Tensor
-    op: LinearOperator
+    op: Operator
     x_true: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)

@@ -133,7 +133,7 @@ def test_shipped_configs_parse(name):
 
 
 def test_module_entry_reports_config_errors(tmp_path, capsys):
-    from genrecon.training.distributed import main
+    from genrecon.training.launch import main
 
     assert main(["--config", str(tmp_path / "none.yaml")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -24,13 +24,11 @@ import math
 
 import numpy as np
 
+from ..conventions import HU_MAX, HU_MIN, HU_OFFSET, HU_SCALE, HU_UNIT_TEXT, hu_to_unit  # noqa: F401 (re-exported)
 from ..errors import ConfigError, DataError
 
-#: CT intensity mapping: ``x = (clip(HU, HU_MIN, HU_MAX) + HU_OFFSET) / HU_SCALE``
-HU_MIN, HU_MAX = -1024.0, 3071.0
-HU_OFFSET = 1024.0
-HU_SCALE = 4095.0
-CT_NORMALISATION = "x = (clip(HU, -1024, 3071) + 1024) / 4095; HU = 4095 * x - 1024"
+#: CT intensity mapping (one definition: :mod:`genrecon.conventions`)
+CT_NORMALISATION = HU_UNIT_TEXT
 MRI_NORMALISATION = (
     "x = clip(I / p99.5, 0, 1), p99.5 = 99.5th percentile of the volume's voxels above 5% of its max"
 )
@@ -99,7 +97,7 @@ def normalise_mri(data: np.ndarray) -> tuple[np.ndarray, float]:
 
 def normalise_ct(hu: np.ndarray) -> np.ndarray:
     """HU to [0, 1]: ``(clip(HU, -1024, 3071) + 1024) / 4095``."""
-    return ((np.clip(np.asarray(hu, dtype=np.float32), HU_MIN, HU_MAX) + HU_OFFSET) / HU_SCALE).astype(np.float32)
+    return hu_to_unit(np.asarray(hu, dtype=np.float32)).astype(np.float32)
 
 
 def display_stack(vol: np.ndarray, orientation: str) -> np.ndarray:

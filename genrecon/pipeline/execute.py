@@ -23,9 +23,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import RunConfig, dump_yaml
+from ..config import RunConfig, built_methods, dump_yaml
 from ..errors import DataError
-from ..registry import RECONSTRUCTORS
 from ..seeding import derive_seed
 from ..simulate import simulate
 from .locking import RunLock
@@ -132,7 +131,7 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
     refs = shard(plan(cfg, loader), shard_index, shard_count)
     if not refs:
         raise DataError(f"{cfg.data.source}: the selected slices ({cfg.data.slices!r}) give no case to process")
-    methods = [RECONSTRUCTORS.build(r.name, r.params) for r in cfg.reconstructors]
+    methods = built_methods(cfg)  # the instances validation built (each prior loaded once)
     for m in methods:
         if hasattr(m, "to"):
             m.to(device)

@@ -112,7 +112,7 @@ def _stored_config(out: Path) -> RunConfig | None:
     if not path.is_file():
         return None
     try:
-        return load_config(path, check_files=False)
+        return load_config(path, check_files=False, build=False)
     except GenreconError as exc:
         raise ConfigError(f"{out}: its config.yaml is not a valid run config ({exc}); use --overwrite to replace "
                           "the results in it, or another output.dir") from None

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 
-from ..config import apply_override, read_yaml
+from ..yamlio import apply_override, read_yaml
 from ..errors import ConfigError
 from ..schema import parse
 
