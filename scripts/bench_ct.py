@@ -199,7 +199,7 @@ def quality() -> list[dict]:
             continue
         best = None
         for lam in LAMBDAS:
-            recon = RECONSTRUCTORS.build("fista_tv", {"lam": lam, "n_iter": 100, "nonneg": True})
+            recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": 100, "nonneg": True})
             t0 = time.perf_counter()
             x_tv = recon(y, op)
             row = {"method": f"FISTA-TV (lam {lam:g}, 100 it)", "case": label, "psnr_db": psnr(x_tv, x),

@@ -70,7 +70,8 @@ def methods_for(setting: str, args, lams: dict, dps_grad: dict, dps_proj: dict) 
     modality = SETTINGS[setting][0]
     out: list[tuple[str, str, dict]] = []
     out.append(("zero_filled", "zero_filled", {}) if modality == "mri" else ("fbp", "fbp", {"filter": "ramp"}))
-    out.append(("fista_tv", "fista_tv", {"lam": lams[setting], "n_iter": FISTA_ITER, "nonneg": modality == "ct"}))
+    out.append(("fista_tv", "fista_tv", {"tv_weight": lams[setting], "n_iter": FISTA_ITER,
+                                         "nonneg": modality == "ct"}))
     prior = PRIORS[modality]
     if prior.exists():
         common = {"prior": str(prior), "samples": args.samples,
@@ -142,7 +143,8 @@ def tune(args, device, settings, cache) -> tuple[dict, dict, dict]:
         scores = {}
         for lam in LAM_GRID[modality]:
             rows = evaluate(setting, train[modality],
-                            [("fista_tv", "fista_tv", {"lam": lam, "n_iter": FISTA_ITER, "nonneg": modality == "ct"})],
+                            [("fista_tv", "fista_tv", {"tv_weight": lam, "n_iter": FISTA_ITER,
+                                                       "nonneg": modality == "ct"})],
                             args, device, cache)
             scores[lam] = mean_std([r["psnr"] for r in rows["fista_tv"]])[0]
         lams[setting] = max(scores, key=scores.get)

@@ -136,7 +136,7 @@ def run_modality(modality: str, args, device) -> dict:
     if prior is not None:
         common = dict(prior=prior, restarts=args.restarts, steps=args.steps, lam=args.lam, tol=args.tol)
         methods["latent plain"] = LatentInversion(**common).to(device)
-        methods["latent hybrid"] = LatentInversion(**common, mode="hybrid", hybrid_weight=args.hybrid_weight,
+        methods["latent hybrid"] = LatentInversion(**common, mode="hybrid", tv_weight=args.tv_weight,
                                                    hybrid_penalty=args.hybrid_penalty).to(device)
     lams = [float(v) for v in args.tv_lams.split(",")]
     rows = []
@@ -151,7 +151,7 @@ def run_modality(modality: str, args, device) -> dict:
             best = None
             for lam in lams:  # oracle lambda for the baseline
                 t0 = time.perf_counter()
-                x = RECONSTRUCTORS.build("fista_tv", {"lam": lam, "n_iter": args.tv_iter,
+                x = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": args.tv_iter,
                                                       "nonneg": not op.complex_domain})(y, op)
                 sec = time.perf_counter() - t0
                 p, s = metric_pair(x, truth)
@@ -223,7 +223,8 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=4)
     ap.add_argument("--lam", type=float, default=1e-3)
     ap.add_argument("--tol", type=float, default=1e-6)
-    ap.add_argument("--hybrid-weight", type=float, default=0.006)
+    ap.add_argument("--tv-weight", type=float, default=0.003,
+                    help="latent hybrid: tv_weight of the penalty on u (fista_tv's scale; the old --hybrid-weight / 2)")
     ap.add_argument("--hybrid-penalty", choices=["tv", "l1"], default="tv")
     ap.add_argument("--tv-lams", default="0.001,0.003,0.01", help="comma-separated FISTA-TV lambdas (best kept)")
     ap.add_argument("--tv-iter", type=int, default=100)
@@ -243,8 +244,8 @@ def main() -> None:
     print(f"# bench_latent: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, device {device}")
     print(f"# latent_inversion: restarts {args.restarts}, steps {args.steps}, lam {args.lam}, hybrid "
-          f"{args.hybrid_penalty} {args.hybrid_weight}; fista_tv: {args.tv_iter} iterations, best of lam {args.tv_lams}; "
-          f"SNR {args.snr_db} dB; PSNR/SSIM on magnitudes with data_range 1")
+          f"{args.hybrid_penalty} tv_weight {args.tv_weight}; fista_tv: {args.tv_iter} iterations, best of tv_weight "
+          f"{args.tv_lams}; SNR {args.snr_db} dB; PSNR/SSIM on magnitudes with data_range 1")
     results = []
     for modality in (["mri", "ct"] if args.modality == "both" else [args.modality]):
         res = run_modality(modality, args, device)

@@ -62,7 +62,7 @@ def run_genrecon(ksp: torch.Tensor, mask: torch.Tensor, lam: float, n_iter: int)
     from genrecon.registry import RECONSTRUCTORS
 
     op = SingleCoilMRI(mask)
-    recon = RECONSTRUCTORS.build("fista_tv", {"lam": lam, "n_iter": n_iter})
+    recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": n_iter})
     return lambda: recon(ksp, op).abs()[0, 0].numpy()
 
 

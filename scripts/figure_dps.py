@@ -6,7 +6,7 @@ each modality (the middle one), with the shipped diffusion priors:
 
 - MRI: single-coil random Cartesian 8x, ``dps`` with gradient guidance (the better variant on MRI);
 - CT: 90 views over [0, 90) deg, ``dps`` with ``consistency: project`` and TV in the projection (the better
-  variant on CT; ``tv`` = 2 x the setting's FISTA-TV weight, ``nonneg``).
+  variant on CT; ``tv_weight`` = 2 x the setting's FISTA-TV ``tv_weight``, ``nonneg``).
 
 Images are shown on [0, 1] (image units); the std map and |error| maps are shown on [0, 0.2] (x5). PSNR / SSIM
 (data range 1) and the 2-sigma coverage are written under each tile.
@@ -43,7 +43,7 @@ def reconstruct(setting: str, variant: str, samples: int, seed: int) -> dict:
     modality = bd.SETTINGS[setting][0]
     key, image = bd.load_slices(modality, "val", 1)[0]
     y, op, truth, scale = bd.simulate(setting, key, image, seed, "cpu")
-    tv = RECONSTRUCTORS.build("fista_tv", {"lam": bd.LAM_DEFAULT[setting], "n_iter": bd.FISTA_ITER,
+    tv = RECONSTRUCTORS.build("fista_tv", {"tv_weight": bd.LAM_DEFAULT[setting], "n_iter": bd.FISTA_ITER,
                                            "nonneg": modality == "ct"})
     params = {"prior": str(bd.PRIORS[modality]), "samples": samples,
               "intensity_scale": 1.0 if modality == "mri" else bd.MU_PER_UNIT}

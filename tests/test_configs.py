@@ -22,3 +22,28 @@ def test_run_config_validates_and_plans(path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = load_config(path)
     assert plan(cfg, make_loader(cfg))
+
+
+def test_fista_tv_lam_is_the_deprecated_name_of_tv_weight(tmp_path):
+    """A config with fista_tv's old ``lam`` validates (with a DeprecationWarning naming tv_weight) and builds the
+    method ``tv_weight`` builds, with the same result; both names at once are refused."""
+    import torch
+
+    from conftest import quick_mri_config
+    from genrecon.config import built_methods, load_config_dict
+    from genrecon.errors import ConfigError
+    from genrecon.operators import SingleCoilMRI
+    from genrecon.phantoms import shepp_logan
+
+    cfg = quick_mri_config(tmp_path / "run")
+    cfg["reconstructors"] = [{"name": "fista_tv", "label": "old", "params": {"lam": 0.005, "n_iter": 20}},
+                             {"name": "fista_tv", "label": "new", "params": {"tv_weight": 0.005, "n_iter": 20}}]
+    with pytest.warns(DeprecationWarning, match="write tv_weight: 0.005"):
+        old, new = built_methods(load_config_dict(cfg))
+    assert old.tv_weight == new.tv_weight == 0.005
+    op = SingleCoilMRI(torch.rand(32, 32, generator=torch.Generator().manual_seed(0)) < 0.4)
+    y = op(shepp_logan(32).reshape(1, 1, 32, 32).to(torch.complex64))
+    assert torch.equal(old(y, op), new(y, op))
+    cfg["reconstructors"] = [{"name": "fista_tv", "params": {"lam": 0.005, "tv_weight": 0.005}}]
+    with pytest.raises(ConfigError, match=r"reconstructors\.0\.params: .*give tv_weight only"):
+        load_config_dict(cfg)

@@ -177,14 +177,45 @@ def test_tv_data_consistency_lowers_its_objective_and_keeps_the_bound():
 def test_dps_tv_needs_project_and_reports_it():
     prior, A, y = _problem(0.05)
     with pytest.raises(ConfigError, match="set consistency: project"):
-        RECONSTRUCTORS.build("dps", {"prior": prior, "tv": 0.1})
+        RECONSTRUCTORS.build("dps", {"prior": prior, "tv_weight": 0.1})
     with pytest.raises(ConfigError, match="tv must be >= 0"):
         RECONSTRUCTORS.build("dps", {"prior": prior, "consistency": "project", "tv": -1.0})
-    rec = RECONSTRUCTORS.build("dps", {"prior": prior, "consistency": "project", "tv": 0.01, "steps": 5,
+    rec = RECONSTRUCTORS.build("dps", {"prior": prior, "consistency": "project", "tv_weight": 0.01, "steps": 5,
                                        "clip": False})
     a = rec(y[None].double(), Dense(A).double(), generator=torch.Generator().manual_seed(3))
     b = rec(y[None].double(), Dense(A).double(), generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and rec.info["tv"] == 0.01
+
+
+def test_tv_is_the_deprecated_name_of_tv_weight(tmp_path):
+    """``tv`` is read as ``tv_weight`` (already on fista_tv's scale): the same result bit for bit, with a
+    DeprecationWarning naming tv_weight; both names at once are refused; a config file with the old name validates."""
+    from conftest import quick_mri_config
+    from genrecon.config import built_methods, load_config_dict
+
+    prior, A, y = _problem(0.05)
+    params = {"prior": prior, "consistency": "project", "steps": 5, "clip": False, "samples": 2, "nonneg": True}
+    new = RECONSTRUCTORS.build("dps", {**params, "tv_weight": 0.05})
+    with pytest.warns(DeprecationWarning, match="write tv_weight: 0.05"):
+        old = RECONSTRUCTORS.build("dps", {**params, "tv": 0.05})
+    a = new(y[None].double(), Dense(A).double(), generator=torch.Generator().manual_seed(3))
+    b = old(y[None].double(), Dense(A).double(), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and old.tv_weight == 0.05 and old.info["tv_weight"] == 0.05
+    other = RECONSTRUCTORS.build("dps", {**params, "tv_weight": 0.5})
+    assert not torch.equal(other(y[None].double(), Dense(A).double(), generator=torch.Generator().manual_seed(3)), a)
+    with pytest.raises(ConfigError, match="give tv_weight only"):
+        RECONSTRUCTORS.build("dps", {**params, "tv": 0.05, "tv_weight": 0.05})
+    # a config file with the old name (the shipped 128x128 brain prior)
+    cfg = quick_mri_config(tmp_path / "run")
+    cfg["data"]["params"]["size"] = 128
+    dps = {"prior": "pretrained:brain-mri-128-diffusion", "consistency": "project", "steps": 5}
+    cfg["reconstructors"] = [{"name": "dps", "params": {**dps, "tv": 0.001}}]
+    with pytest.warns(DeprecationWarning, match="tv_weight"):
+        (method,) = built_methods(load_config_dict(cfg))
+    assert method.tv_weight == 0.001
+    cfg["reconstructors"][0]["params"]["tv_weight"] = 0.001
+    with pytest.raises(ConfigError, match=r"reconstructors\.0\.params: .*give tv_weight only"):
+        load_config_dict(cfg)
 
 
 def test_dps_init_time_starts_from_the_given_image_and_keeps_its_unmeasured_part():

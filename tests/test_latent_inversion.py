@@ -174,7 +174,7 @@ def test_hybrid_recovers_out_of_range_spikes_better_than_plain():
     x_true = x_gen + spikes
     y = op(x_true)
     plain = LatentInversion(prior=vae, restarts=4, steps=400, lam=0.0, tol=0.0)
-    hybrid = LatentInversion(prior=vae, restarts=4, steps=400, lam=0.0, tol=0.0, mode="hybrid", hybrid_weight=0.03)
+    hybrid = LatentInversion(prior=vae, restarts=4, steps=400, lam=0.0, tol=0.0, mode="hybrid", tv_weight=0.015)
     x_plain = plain(y, op, generator=torch.Generator().manual_seed(0))
     x_hybrid = hybrid(y, op, generator=torch.Generator().manual_seed(0))
     p_plain, p_hybrid = psnr(x_plain, x_true), psnr(x_hybrid, x_true)
@@ -184,7 +184,7 @@ def test_hybrid_recovers_out_of_range_spikes_better_than_plain():
     assert abs(hybrid.info["u_fraction"] - expected) < 0.2 * expected
     assert "u_fraction" not in plain.info
     # TV on u runs and helps too (spikes are not piecewise constant, so less)
-    tv = LatentInversion(prior=vae, restarts=2, steps=100, mode="hybrid", hybrid_penalty="tv", hybrid_weight=0.01)
+    tv = LatentInversion(prior=vae, restarts=2, steps=100, mode="hybrid", hybrid_penalty="tv", tv_weight=0.005)
     assert psnr(tv(y, op, generator=torch.Generator().manual_seed(0)), x_true) > p_plain
 
 
@@ -195,7 +195,7 @@ def test_hybrid_polish_lowers_the_objective_and_warmup_keeps_u_zero():
     op = gaussian_op(100, n, g)
     x_true = vae.decode(torch.randn(1, k, generator=g)) + 0.1 * torch.randn(1, 1, n, n, generator=g)
     y = op(x_true)
-    common = dict(prior=vae, restarts=2, steps=60, lam=0.0, tol=0.0, mode="hybrid", hybrid_weight=0.01,
+    common = dict(prior=vae, restarts=2, steps=60, lam=0.0, tol=0.0, mode="hybrid", tv_weight=0.005,
                   hybrid_fallback=False)
     objective = {}
     for polish in (0, 50):
@@ -219,7 +219,7 @@ def test_hybrid_fallback_keeps_the_lower_objective():
     x_true[..., 4:12, 3:9] = 1.0
     y = op(x_true)
     common = dict(prior=vae, restarts=2, steps=40, lam=0.0, tol=0.0, mode="hybrid", hybrid_penalty="tv",
-                  hybrid_weight=0.05)
+                  tv_weight=0.025)
     off = LatentInversion(**common, hybrid_fallback=False)
     on = LatentInversion(**common)
     x_off = off(y, op, generator=torch.Generator().manual_seed(0))
@@ -231,7 +231,7 @@ def test_hybrid_fallback_keeps_the_lower_objective():
     assert psnr(x_on, x_true) > psnr(x_off, x_true)
     # an in-range image: the generator stays
     x_gen = vae.decode(torch.randn(1, 8, generator=g))
-    good = LatentInversion(**{**common, "steps": 200, "hybrid_weight": 0.01})
+    good = LatentInversion(**{**common, "steps": 200, "tv_weight": 0.005})
     good(op(x_gen), op, generator=torch.Generator().manual_seed(0))
     assert good.info["generator_kept"] is True
 
@@ -246,7 +246,7 @@ def test_hybrid_nonneg_keeps_the_image_nonnegative():
     y = op(x_true)
     for penalty in ("tv", "l1"):
         common = dict(prior=vae, restarts=2, steps=30, lam=0.0, tol=0.0, mode="hybrid", hybrid_penalty=penalty,
-                      hybrid_weight=0.01)
+                      tv_weight=0.005)
         free = LatentInversion(**common)(y, op, generator=torch.Generator().manual_seed(0))
         kept = LatentInversion(**common, nonneg=True)(y, op, generator=torch.Generator().manual_seed(0))
         assert float(free.min()) < -1e-3, penalty
@@ -380,7 +380,7 @@ def test_mri_single_multi_coil_and_ct_shapes_and_fit():
     for op in (SingleCoilMRI.example(size), MultiCoilMRI.example(size), ct):
         x_true = x_gen.to(torch.complex64) if op.complex_domain else x_gen
         y = op(x_true)
-        recon = LatentInversion(prior=vae, restarts=2, steps=60, lam=0.0, mode="hybrid", hybrid_weight=0.01,
+        recon = LatentInversion(prior=vae, restarts=2, steps=60, lam=0.0, mode="hybrid", tv_weight=0.005,
                                 samples=3, sampler="laplace", intensity_scale="auto")
         x = recon(y, op, generator=torch.Generator().manual_seed(0))
         assert x.shape == (1, *op.domain_shape) and x.dtype == x_true.dtype
@@ -529,7 +529,7 @@ def test_anchored_mode_beats_the_penalty_alone_on_an_in_range_image_and_reduces_
     x_true = vae.decode(torch.randn(1, k, generator=g))
     y = op(x_true)
     common = dict(prior=vae, restarts=4, steps=300, lam=0.0, tol=0.0, mode="anchored", hybrid_penalty="tv",
-                  hybrid_weight=0.01, nonneg=True)
+                  tv_weight=0.005, nonneg=True)
     tiny = LatentInversion(**common, anchor_weight=1e-9)
     x_tv = tiny(y, op, generator=torch.Generator().manual_seed(0))
     anchored = LatentInversion(**common, anchor_weight=0.05, anchor_rounds=3)
@@ -547,3 +547,51 @@ def test_anchored_mode_beats_the_penalty_alone_on_an_in_range_image_and_reduces_
         LatentInversion(prior=vae, mode="anchored", samples=4)
     with pytest.raises(ConfigError, match="anchor_weight"):
         LatentInversion(prior=vae, mode="anchored", anchor_weight=0.0)
+
+
+def test_hybrid_weight_is_the_deprecated_name_of_twice_tv_weight(tmp_path):
+    """``hybrid_weight: w`` (the old weight, without fista_tv's 1/2 on the data term) is read as ``tv_weight: w / 2``:
+    the same objective, bit for bit the same result, with a DeprecationWarning naming tv_weight. Both names at once
+    are refused; a config file with the old name still validates and builds the same method."""
+    from conftest import quick_mri_config
+    from genrecon.config import built_methods, load_config_dict
+
+    n = 16
+    vae = tiny_vae(n, 8)
+    g = torch.Generator().manual_seed(9)
+    op = gaussian_op(80, n, g)
+    x_true = torch.zeros(1, 1, n, n)
+    x_true[..., 4:12, 3:9] = 1.0
+    y = op(x_true)
+    for mode, penalty in (("hybrid", "tv"), ("hybrid", "l1"), ("anchored", "tv")):
+        common = dict(prior=vae, restarts=2, steps=20, tol=0.0, mode=mode, hybrid_penalty=penalty, hybrid_polish=20,
+                      nonneg=True)
+        new = LatentInversion(**common, tv_weight=0.02)
+        with pytest.warns(DeprecationWarning, match=r"write tv_weight: 0\.02 \(hybrid_weight / 2\)"):
+            old = LatentInversion(**common, hybrid_weight=0.04)
+        x_new = new(y, op, generator=torch.Generator().manual_seed(0))
+        x_old = old(y, op, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(x_new, x_old), (mode, penalty)
+        assert new.info["objective"] == old.info["objective"] and old.tv_weight == 0.02
+        # the weight acts: half of it gives another image
+        other = LatentInversion(**common, tv_weight=0.01)(y, op, generator=torch.Generator().manual_seed(0))
+        assert not torch.equal(other, x_new), (mode, penalty)
+    assert LatentInversion(prior=vae).tv_weight == 0.005  # the old default hybrid_weight 0.01, halved
+    with pytest.raises(ConfigError, match="give tv_weight only"):
+        LatentInversion(prior=vae, mode="hybrid", tv_weight=0.01, hybrid_weight=0.02)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="hybrid_weight must be a non-negative"):
+        LatentInversion(prior=vae, mode="hybrid", hybrid_weight=-1.0)
+    with pytest.raises(ConfigError, match="tv_weight must be a non-negative"):
+        LatentInversion(prior=vae, mode="hybrid", tv_weight=-1.0)
+    # a config file with the old name
+    path = save_vae(tmp_path / "g.pt", tiny_vae(32, 8), 32)
+    cfg = quick_mri_config(tmp_path / "run")
+    cfg["data"]["params"]["size"] = 32
+    params = {"prior": str(path), "mode": "hybrid", "hybrid_penalty": "tv"}
+    cfg["reconstructors"] = [{"name": "latent_inversion", "params": {**params, "hybrid_weight": 0.004}}]
+    with pytest.warns(DeprecationWarning, match="tv_weight"):
+        (method,) = built_methods(load_config_dict(cfg))
+    assert method.tv_weight == 0.002 and method._w == 0.004
+    cfg["reconstructors"][0]["params"]["tv_weight"] = 0.002
+    with pytest.raises(ConfigError, match=r"reconstructors\.0\.params: .*give tv_weight only"):
+        load_config_dict(cfg)

@@ -138,7 +138,7 @@ def run_mri(doc, plan: Plan, opts: Options, log: Log) -> None:
             _evaluate(doc, "mri", setting, "zero-filled", zero_filled, [None], truths, warm=False, log=log)
 
             def fista(i, lam):
-                recon = RECONSTRUCTORS.build("fista_tv", {"lam": lam, "n_iter": plan.n_iter})
+                recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": plan.n_iter})
                 return lambda: recon(ys[i], ops[i]).abs()[0, 0].cpu().numpy()
 
             _evaluate(doc, "mri", setting, "genrecon fista_tv", fista, plan.mri_lams, truths, warm=True, log=log,
@@ -226,7 +226,7 @@ def _ct_setting(doc, setting, n_views, span, cases, truths, plan: Plan, opts: Op
     _evaluate(doc, "ct", setting, "genrecon fbp (ramp)", fbp, [None], truths, warm=True, log=log)
 
     def fista(i, lam):
-        recon = RECONSTRUCTORS.build("fista_tv", {"lam": lam, "n_iter": plan.n_iter, "nonneg": True})
+        recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": plan.n_iter, "nonneg": True})
         return lambda: recon(ys[i], op)[0, 0].cpu().numpy()
 
     _evaluate(doc, "ct", setting, "genrecon fista_tv", fista, plan.ct_lams, truths, warm=True, log=log,
@@ -265,7 +265,7 @@ def _ct_astra(doc, setting, angles, n_det, cases, truths, plan: Plan, opts: Opti
         ys = [op(img[None].float()) for _, img in cases]
 
         def fista(i, lam):
-            recon = RECONSTRUCTORS.build("fista_tv", {"lam": lam, "n_iter": plan.n_iter, "nonneg": True})
+            recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": plan.n_iter, "nonneg": True})
             return lambda: recon(ys[i], op)[0, 0].numpy()
 
         _evaluate(doc, "ct", setting, labels[2].replace("ASTRA", name), fista, plan.ct_lams, truths, warm=False,

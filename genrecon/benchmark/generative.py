@@ -13,10 +13,10 @@ views run the baselines and latent inversion only (as in the latent-inversion is
 Methods: zero-filled (MRI) / FBP ramp (CT); ``fista_tv`` (100 iterations, weights tuned on training slices,
 :data:`LAM_DEFAULT`); ``latent_inversion`` plain, hybrid and anchored with the shipped generator priors (MAP only:
 posterior sampling needs a Hessian, about a minute per slice); ``dps`` with gradient guidance and with
-``consistency: project``, without and with TV in the projection (``tv``: a factor x the setting's FISTA-TV
-weight; on CT also 5 rounds and, for sparse views, a late start: :data:`DPS_TV_SCHEDULE`), with the shipped
-diffusion priors and ``samples`` posterior samples (mean reported,
-std map and 2-sigma coverage when samples > 1). A prior that is not shipped is reported missing with the
+``consistency: project``, without and with TV in the projection (``tv_weight``: a tuned factor x the setting's
+FISTA-TV ``tv_weight``; on CT also 5 rounds and, for sparse views, a late start: :data:`DPS_TV_SCHEDULE`), with the
+shipped diffusion priors and ``samples`` posterior samples (mean reported, std map and 2-sigma coverage when
+samples > 1). A prior that is not shipped is reported missing with the
 reason.
 """
 
@@ -79,8 +79,9 @@ DPS_GRAD = {"steps": 100, "eta": 1.0}
 #: gradient-DPS step size per modality (it acts on model-space gradients that scale with intensity_scale)
 ZETA = {"mri": 10.0, "ct": 30.0}
 DPS_PROJECT = {"consistency": "project", "steps": 100, "eta": 1.0, "gamma": 0.002, "cg_iter": 10}
-#: ``dps project+tv``: the project step with TV at this factor x the setting's FISTA-TV weight (non-negative for CT);
-#: chosen on training slices (benchmarks/dps.md): CT 30 views 1/2/4/8 -> 40.03/40.22/40.08/39.16 dB (no TV 39.22),
+#: ``dps project+tv``: the project step with TV at this factor x the setting's FISTA-TV weight (non-negative for CT).
+#: A tuned multiplier, not a change of scale (dps's ``tv_weight`` has fista_tv's scale); chosen on training slices
+#: (benchmarks/dps.md): CT 30 views 1/2/4/8 -> 40.03/40.22/40.08/39.16 dB (no TV 39.22),
 #: limited 90 1/2/4 -> 32.48/32.60/32.73 (31.89); MRI 8x 0.5/1/2 -> 24.52/23.81/22.71 (24.17)
 DPS_TV_FACTOR = {"mri": 0.5, "ct": 2.0}
 #: CT's sampling schedule for ``dps project+tv`` (benchmarks/dps.md, 3 training slices, 4 samples): gamma 0.0005;
@@ -100,15 +101,16 @@ def dps_tv_params(setting: str) -> dict:
     """The parameters ``dps project+tv`` adds to :data:`DPS_PROJECT` for a setting (the figure script uses them too)."""
     modality, sim = SETTINGS[setting]
     kind = modality if modality == "mri" else f"ct_{sim['angles']['kind']}"
-    return {"tv": DPS_TV_FACTOR[modality] * LAM_DEFAULT[setting], "nonneg": modality == "ct", **DPS_TV_SCHEDULE[kind]}
+    return {"tv_weight": DPS_TV_FACTOR[modality] * LAM_DEFAULT[setting], "nonneg": modality == "ct",
+            **DPS_TV_SCHEDULE[kind]}
 
-#: latent inversion: MAP, 2 restarts of 200 Adam steps; hybrid with TV on u at ``hybrid_tv_factor`` x the setting's
-#: FISTA-TV weight (FISTA-TV minimises 1/2 ||Ax - y||^2 + lam TV(x), latent inversion ||A x - y||^2 + w TV(u): w = 2 lam
-#: is the same TV strength, now on the deviation from G(z)); TV beat L1 on u on training slices (benchmarks/latent.md)
+#: latent inversion: MAP, 2 restarts of 200 Adam steps; hybrid with TV on u (anchored: on x) at the setting's
+#: FISTA-TV ``tv_weight`` (the same scale in both: the same TV strength, now on the deviation from G(z)); TV beat L1
+#: on u on training slices (benchmarks/latent.md)
 #: ``init: encoder`` (the VAE's encoder on the zero-filled / least-squares image) beat random starts on training
 #: slices with the spatial-latent generators (MRI 8x plain 18.96 -> 23.26 dB at 200 steps; 500 random-start steps:
 #: 20.58); lam 1e-5 / 1e-4 / 1e-3 changed nothing (23.27 / 23.26 / 23.23)
-LATENT = {"restarts": 2, "steps": 200, "lam": 1e-3, "init": "encoder", "hybrid_penalty": "tv", "hybrid_tv_factor": 2.0}
+LATENT = {"restarts": 2, "steps": 200, "lam": 1e-3, "init": "encoder", "hybrid_penalty": "tv"}
 #: ``latent anchored`` (TV on x, ``anchor_weight x ||A||^2 ||x - T(G(z))||^2``, 2 rounds): the weight per modality,
 #: chosen on 7 *other* held-out slices (val 6, 18, 25, 37, 49, 56, 68 CT; 12, 35, 58, 94, 129, 164, 175 MRI; never
 #: trained on, at least 3 slices from the benchmark's): training slices overrate the generator, which memorised
@@ -222,13 +224,14 @@ def methods_for(setting: str, plan: Plan) -> list[tuple[str, str, dict]]:
     modality = SETTINGS[setting][0]
     scale = 1.0 if modality == "mri" else MU_PER_UNIT
     out = [("zero_filled", "zero_filled", {}) if modality == "mri" else ("fbp", "fbp", {"filter": "ramp"}),
-           ("fista_tv", "fista_tv", {"lam": LAM_DEFAULT[setting], "n_iter": FISTA_ITER, "nonneg": modality == "ct"})]
+           ("fista_tv", "fista_tv", {"tv_weight": LAM_DEFAULT[setting], "n_iter": FISTA_ITER,
+                                     "nonneg": modality == "ct"})]
     gen = plan.priors["generator"][modality]
     lat = {"prior": gen, **{k: v for k, v in plan.latent.items() if not k.startswith("hybrid_")},
            "intensity_scale": scale}
-    # the hybrid's penalty on u is the anchored mode's penalty on x
+    # the hybrid's penalty on u is the anchored mode's penalty on x, at FISTA-TV's weight
     penalty = {"hybrid_penalty": plan.latent["hybrid_penalty"], "nonneg": modality == "ct",
-               "hybrid_weight": plan.latent["hybrid_tv_factor"] * LAM_DEFAULT[setting]}
+               "tv_weight": LAM_DEFAULT[setting]}
     out.append(("latent plain", "latent_inversion", {**lat, "mode": "plain"}))
     out.append(("latent hybrid", "latent_inversion", {**lat, "mode": "hybrid", **penalty}))
     out.append(("latent anchored", "latent_inversion", {**lat, "mode": "anchored", **penalty,

@@ -71,8 +71,9 @@ def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device
     from ..registry import RECONSTRUCTORS
 
     y, op = _problem(modality, n, batch, plan, device)
-    recon = RECONSTRUCTORS.build("fista_tv", {"lam": plan.lam, "n_iter": plan.n_iter, "nonneg": modality == "ct"})
-    warm = RECONSTRUCTORS.build("fista_tv", {"lam": plan.lam, "n_iter": 2, "nonneg": modality == "ct"})
+    recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": plan.lam, "n_iter": plan.n_iter,
+                                              "nonneg": modality == "ct"})
+    warm = RECONSTRUCTORS.build("fista_tv", {"tv_weight": plan.lam, "n_iter": 2, "nonneg": modality == "ct"})
     with torch.no_grad():
         warm(y, op)  # builds CT matrices and the step size, warms caches
         with PeakMemory(device) as mem:

@@ -12,11 +12,12 @@ shape, never the measurement's.
 the network; after each denoising step ``x0_hat`` is replaced by a few conjugate-gradient steps on
 ``||A x - y||^2 + gamma ||x - x0_hat||^2`` started at ``x0_hat``, then a DDIM step continues from it.
 It needs far fewer steps and no backpropagation (cheaper per step, much less memory).
-With ``tv > 0`` (and ``nonneg``) the subproblem gains a total-variation term, ``1/2 ||A x - y||^2 +
-gamma/2 ||x - x0_hat||^2 + tv TV(x)`` (``x >= 0``): ``cg_iter`` FISTA iterations with a warm-started TV prox
-refine the CG solution, in the spirit of DiffusionMBIR (Chung et al., CVPR 2023), which puts a TV-regularised ADMM in the same place:
-the prior supplies texture and what the measurements miss, TV removes the noise and streaks that a pure
-least-squares step lets in (sparse-view CT).
+With ``tv_weight > 0`` (and ``nonneg``) the subproblem gains a total-variation term, ``1/2 ||A x - y||^2 +
+gamma/2 ||x - x0_hat||^2 + tv_weight TV(x)`` (``x >= 0``; ``tv_weight`` on the scale of ``fista_tv``'s and
+``latent_inversion``'s): ``cg_iter`` FISTA iterations with a warm-started TV prox refine the CG solution, in the
+spirit of DiffusionMBIR (Chung et al., CVPR 2023), which puts a TV-regularised ADMM in the same place: the prior
+supplies texture and what the measurements miss, TV removes the noise and streaks that a pure least-squares step
+lets in (sparse-view CT).
 
 ``init_time < 1`` (Come-Closer-Diffuse-Faster, Chung et al., CVPR 2022; ``project`` only) starts part-way down
 the trajectory: the start image (``x0`` if given, else the TV-regularised least-squares solution of the same
@@ -34,6 +35,7 @@ the first sample, and ``info["std"]`` holds the per-pixel standard deviation.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -90,12 +92,15 @@ class DPS(Reconstructor):
         samples: posterior samples drawn in one batch.
         estimate: report the samples' ``mean`` or the first ``sample``.
         consistency: ``none`` (DPS) or ``project`` (CG data consistency on x0_hat, no backpropagation).
-        cg_iter: CG iterations per step for ``project`` (FISTA iterations when ``tv > 0``).
+        cg_iter: CG iterations per step for ``project`` (FISTA iterations when ``tv_weight > 0``).
         gamma: weight of ``||x - x0_hat||^2`` in the ``project`` subproblem (relative to ``||A||^2``).
-        tv: weight of a total-variation term in the ``project`` subproblem, in the operator's image units (the
-            scale of ``fista_tv``'s ``lam``); 0 turns it off (plain CG projection).
-        nonneg: constrain real images to ``x >= 0`` in the ``project`` subproblem (CT attenuation; with ``tv: 0``
-            the FISTA refinement is then a projected gradient method).
+        tv_weight: weight of a total-variation term in the ``project`` subproblem, in the operator's image units
+            (the scale of ``fista_tv``'s and ``latent_inversion``'s ``tv_weight``); 0 turns it off (plain CG
+            projection). None: 0.
+        tv: deprecated: the old name of ``tv_weight`` (same value, with a ``DeprecationWarning``); it goes in the
+            next version.
+        nonneg: constrain real images to ``x >= 0`` in the ``project`` subproblem (CT attenuation; with
+            ``tv_weight: 0`` the FISTA refinement is then a projected gradient method).
         intensity_scale: image units per unit of the prior's ``[0, 1]`` range (1.0 for images normalised
             to ``[0, 1]``, the pipeline default).
         clip: clamp ``x0_hat`` to the prior's range at each step.
@@ -117,7 +122,8 @@ class DPS(Reconstructor):
         consistency: Literal["none", "project"] = "none",
         cg_iter: int = 10,
         gamma: float = 0.002,
-        tv: float = 0.0,
+        tv_weight: float | None = None,
+        tv: float | None = None,
         nonneg: bool = False,
         intensity_scale: float = 1.0,
         clip: bool = True,
@@ -151,15 +157,26 @@ class DPS(Reconstructor):
             problems.append("dps: rounds > 1 restart from data-consistent means: set consistency: project")
         if not 0 < refine_time < 1:
             problems.append(f"dps: refine_time must be in (0, 1), got {refine_time}")
-        if tv < 0:
-            problems.append(f"dps: tv must be >= 0, got {tv}")
-        elif (tv > 0 or nonneg) and consistency != "project":
-            problems.append("dps: tv and nonneg act on the data-consistency step: set consistency: project")
+        given = "tv_weight"  # the name the weight was given under, for the messages
+        if tv is not None:
+            if tv_weight is not None:
+                problems.append("dps: tv is the old name of tv_weight: give tv_weight only")
+            else:
+                warnings.warn(f"dps: tv is deprecated and goes in the next version: write tv_weight: {tv!r}",
+                              DeprecationWarning, stacklevel=2)
+                tv_weight, given = tv, "tv"
+        if tv_weight is None:
+            tv_weight = 0.0
+        if tv_weight < 0:
+            problems.append(f"dps: {given} must be >= 0, got {tv_weight}")
+        elif (tv_weight > 0 or nonneg) and consistency != "project":
+            problems.append(f"dps: {given} and nonneg act on the data-consistency step: set consistency: project")
         if problems:
             raise ConfigError(problems)
         self.steps, self.zeta, self.eta, self.samples = steps, zeta, eta, samples
         self.estimate, self.consistency, self.cg_iter, self.gamma = estimate, consistency, cg_iter, gamma
-        self.intensity_scale, self.clip, self.tv, self.nonneg = intensity_scale, clip, float(tv), bool(nonneg)
+        self.intensity_scale, self.clip, self.tv_weight = intensity_scale, clip, float(tv_weight)
+        self.nonneg = bool(nonneg)
         self.init_time, self.rounds, self.refine_time = float(init_time), rounds, float(refine_time)
         if isinstance(prior, torch.nn.Module):
             self.prior, self.prior_meta = prior, {"kind": getattr(prior, "kind", "diffusion")}
@@ -248,7 +265,7 @@ class DPS(Reconstructor):
         # ||A||^2 (cached on the operator), estimated in float32 or float64 whatever the prior's precision
         lip = (op.norm_squared(dtype=torch.float32 if dtype == torch.float32 else torch.float64, device=device)
                if self.consistency == "project" else None)
-        tv_prox = TVProx(self.tv, 5, nonneg=self.nonneg) if self.tv > 0 or self.nonneg else None
+        tv_prox = TVProx(self.tv_weight, 5, nonneg=self.nonneg) if self.tv_weight > 0 or self.nonneg else None
 
         def noised(image: torch.Tensor, first: int) -> torch.Tensor:
             """``image`` (domain) in model space with the noise of ``ts[first]`` (CCDF's start)."""
@@ -283,8 +300,9 @@ class DPS(Reconstructor):
                 final = final.clamp(lo, hi)
             images = self._to_domain(final, op)
         mags = images.real if images.is_complex() else images
-        self.info.update(nfe=nfe, n_samples=n, steps=self.steps, consistency=self.consistency, tv=self.tv,
-                         rounds=self.rounds)
+        self.info.update(nfe=nfe, n_samples=n, steps=self.steps, consistency=self.consistency,
+                         tv_weight=self.tv_weight, rounds=self.rounds)
+        self.info["tv"] = self.tv_weight  # the old key of tv_weight, kept while the parameter tv is
         if n > 1:
             self.info["std"] = mags.std(dim=0, unbiased=True)
             if n <= 16:

@@ -1,6 +1,8 @@
-"""FISTA with isotropic total variation: ``min_x 1/2 ||A x - y||^2 + lam TV(x)``."""
+"""FISTA with isotropic total variation: ``min_x 1/2 ||A x - y||^2 + tv_weight TV(x)``."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -12,14 +14,17 @@ from .base import Reconstructor
 
 @RECONSTRUCTORS.register("fista_tv")
 class FistaTV(Reconstructor):
-    """FISTA on 1/2||Ax - y||^2 + lam TV(x), TV prox by a warm-started fast dual method; works for MRI and CT.
+    """FISTA on 1/2||Ax - y||^2 + tv_weight TV(x), TV prox by a warm-started fast dual method; works for MRI and CT.
 
     The step is ``1 / (1.01 ||A||^2)`` with :meth:`~genrecon.operators.LinearOperator.norm_squared` (the operator's
-    own or a power-method estimate, cached on the operator). ``lam`` is absolute, in the units of the image
-    (images normalised to about [0, 1] want 1e-3 ... 1e-1).
+    own or a power-method estimate, cached on the operator). ``tv_weight`` is absolute, in the units of the image
+    (images normalised to about [0, 1] want 1e-3 ... 1e-1); ``dps`` and ``latent_inversion`` take their TV weight
+    under the same name on the same scale.
 
     Args:
-        lam: TV weight.
+        tv_weight: TV weight. None: 0.01.
+        lam: deprecated: the old name of ``tv_weight`` (same value, with a ``DeprecationWarning``); it goes in the
+            next version.
         n_iter: maximum FISTA iterations.
         inner_iter: dual iterations of the TV prox per FISTA iteration (warm-started).
         tol: relative change of the iterate at which to stop (0: run all iterations).
@@ -28,13 +33,14 @@ class FistaTV(Reconstructor):
 
     Example:
         >>> from genrecon.registry import RECONSTRUCTORS
-        >>> recon = RECONSTRUCTORS.build("fista_tv", {"lam": 0.01, "n_iter": 50})
+        >>> recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": 0.01, "n_iter": 50})
     """
 
     def __init__(
         self,
         *,
-        lam: float = 0.01,
+        tv_weight: float | None = None,
+        lam: float | None = None,
         n_iter: int = 100,
         inner_iter: int = 5,
         tol: float = 0.0,
@@ -45,8 +51,18 @@ class FistaTV(Reconstructor):
         from ..errors import ConfigError
 
         problems = []
-        if lam < 0:
-            problems.append(f"fista_tv: lam must be >= 0, got {lam}")
+        given = "tv_weight"  # the name the weight was given under, for the messages
+        if lam is not None:
+            if tv_weight is not None:
+                problems.append("fista_tv: lam is the old name of tv_weight: give tv_weight only")
+            else:
+                warnings.warn(f"fista_tv: lam is deprecated and goes in the next version: write tv_weight: {lam!r}",
+                              DeprecationWarning, stacklevel=2)
+                tv_weight, given = lam, "lam"
+        if tv_weight is None:
+            tv_weight = 0.01
+        if tv_weight < 0:
+            problems.append(f"fista_tv: {given} must be >= 0, got {tv_weight}")
         if n_iter < 1:
             problems.append(f"fista_tv: n_iter must be >= 1, got {n_iter}")
         if inner_iter < 1:
@@ -55,7 +71,7 @@ class FistaTV(Reconstructor):
             problems.append(f"fista_tv: tol must be >= 0, got {tol}")
         if problems:
             raise ConfigError(problems)
-        self.lam, self.n_iter, self.inner_iter = lam, n_iter, inner_iter
+        self.tv_weight, self.n_iter, self.inner_iter = tv_weight, n_iter, inner_iter
         self.tol, self.nonneg, self.restart = tol, nonneg, restart
 
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
@@ -63,7 +79,7 @@ class FistaTV(Reconstructor):
         # a hair of safety on the power-method estimate (it approaches ||A||^2 from below)
         L = op.norm_squared(dtype=aty.real.dtype, device=aty.device) * 1.01
         step = 1.0 / L
-        prox = TVProx(self.lam, self.inner_iter, nonneg=self.nonneg)
+        prox = TVProx(self.tv_weight, self.inner_iter, nonneg=self.nonneg)
 
         def grad_f(x):
             return op.adjoint(op(x)) - aty

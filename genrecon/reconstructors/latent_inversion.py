@@ -11,6 +11,10 @@ operator's domain (phase, intensity scale):
                                       z* = argmin_z ||G(z) - T^-1(x*)||^2 + lam ||z||^2 (in the prior's units)
     posterior (samples > 0):          p(z | y) ~ exp(-U(z)),  U(z) = ||A (T(G(z)) + u*) - y||^2 / (nu s^2) + ||z||^2 / 2
 
+``w = 2 tv_weight``: halved, the hybrid objective is ``1/2 ||A x - y||^2 + lam/2 ||z||^2 + tv_weight R(u)``, the
+scaling of ``fista_tv`` and ``dps`` (``1/2 ||A x - y||^2 + tv_weight TV(x)``), so one ``tv_weight`` means the same
+penalty strength in all three (``info["objective"]`` is the unhalved value).
+
 ``s^2`` is the noise variance per measured entry (``E|n|^2``, genrecon's MRI convention; ``noise_sigma``, or the
 MAP misfit ``||r*||^2 / m`` over the ``m`` entries ``A`` can reach) and ``nu = 2`` for real data, ``1`` for complex
 (the real and imaginary parts each carry ``s^2 / 2``). ``lam = s^2`` makes the MAP the posterior mode.
@@ -76,6 +80,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -305,7 +310,11 @@ class LatentInversion(Reconstructor):
         tol: stop when the relative objective change stays below ``tol`` (0: run all steps).
         mode: ``"plain"`` (``x = G(z)``), ``"hybrid"`` (``x = G(z) + u``) or ``"anchored"`` (the penalty on ``x``,
             tied to ``G(z)`` by ``anchor_weight``).
-        hybrid_weight: weight ``w`` of the penalty on ``u`` (anchored: on ``x``), in image units.
+        tv_weight: weight of the penalty ``R`` on ``u`` (anchored: on ``x``), in image units, on the scale of
+            ``fista_tv``'s and ``dps``'s ``tv_weight`` (``1/2 ||A x - y||^2 + tv_weight R``; the module docstring's
+            ``w`` is ``2 tv_weight``); with ``hybrid_penalty: l1`` it weights the L1 norm. None: 0.005.
+        hybrid_weight: deprecated: the old name of ``w = 2 tv_weight`` (``hybrid_weight: w`` is read as
+            ``tv_weight: w / 2``, the same objective, with a ``DeprecationWarning``); it goes in the next version.
         hybrid_penalty: ``"l1"`` or ``"tv"``.
         hybrid_warmup: fraction of ``steps`` optimised with ``u = 0`` (plain) before ``u`` joins, so that ``u``
             does not absorb what ``G(z)`` can represent before ``z`` has converged (1: plain, then the polish).
@@ -358,7 +367,8 @@ class LatentInversion(Reconstructor):
         optimizer: Literal["adam", "lbfgs"] = "adam",
         tol: float = 1e-6,
         mode: Literal["plain", "hybrid", "anchored"] = "plain",
-        hybrid_weight: float = 0.01,
+        tv_weight: float | None = None,
+        hybrid_weight: float | None = None,
         hybrid_penalty: Literal["l1", "tv"] = "l1",
         hybrid_warmup: float = 0.5,
         hybrid_polish: int = 100,
@@ -398,7 +408,20 @@ class LatentInversion(Reconstructor):
         number("lr", lr, positive=True)
         number("lam", lam)
         number("tol", tol)
-        number("hybrid_weight", hybrid_weight)
+        if hybrid_weight is not None:  # deprecated: w = 2 tv_weight (no 1/2 on the data term)
+            if tv_weight is not None:
+                problems.append(f"{WHO}: hybrid_weight is the old name of 2 x tv_weight: give tv_weight only")
+            else:
+                number("hybrid_weight", hybrid_weight)
+                if isinstance(hybrid_weight, (int, float)) and not isinstance(hybrid_weight, bool):
+                    tv_weight = hybrid_weight / 2  # exact: self._w = 2 tv_weight gives back hybrid_weight
+                value = "hybrid_weight / 2" if tv_weight is None else f"{tv_weight!r} (hybrid_weight / 2)"
+                warnings.warn(f"{WHO}: hybrid_weight is deprecated and goes in the next version: write tv_weight: "
+                              f"{value}, the same objective on fista_tv's scale", DeprecationWarning, stacklevel=2)
+        elif tv_weight is not None:
+            number("tv_weight", tv_weight)
+        if tv_weight is None:
+            tv_weight = 0.005
         number("hybrid_warmup", hybrid_warmup)
         if isinstance(hybrid_warmup, (int, float)) and not isinstance(hybrid_warmup, bool) and hybrid_warmup > 1:
             problems.append(f"{WHO}: hybrid_warmup must be in [0, 1] (a fraction of steps), got {hybrid_warmup}")
@@ -432,7 +455,9 @@ class LatentInversion(Reconstructor):
         self.latent_shape = tuple(int(s) for s in shape) if shape is not None else (int(self.model.latent_dim),)
         self.restarts, self.steps, self.lr, self.lam = restarts, steps, float(lr), float(lam)
         self.init, self.optimizer, self.tol, self.mode = init, optimizer, float(tol), mode
-        self.hybrid_weight, self.hybrid_penalty = float(hybrid_weight), hybrid_penalty
+        self.tv_weight, self.hybrid_penalty = float(tv_weight), hybrid_penalty
+        #: ``w`` of the module docstring's objectives (no 1/2 on the data term)
+        self._w = 2.0 * self.tv_weight
         self.hybrid_warmup, self.hybrid_polish = float(hybrid_warmup), hybrid_polish
         self.hybrid_fallback, self.nonneg = bool(hybrid_fallback), bool(nonneg)
         self.anchor_weight, self.anchor_rounds = float(anchor_weight), anchor_rounds
@@ -524,8 +549,8 @@ class LatentInversion(Reconstructor):
 
     def _penalty(self, u: torch.Tensor) -> torch.Tensor:
         if self.hybrid_penalty == "tv":
-            return self.hybrid_weight * tv_norm(u)
-        return self.hybrid_weight * u.abs().flatten(1).sum(1)
+            return self._w * tv_norm(u)
+        return self._w * u.abs().flatten(1).sum(1)
 
     # -- main ---------------------------------------------------------------------------------------
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
@@ -738,14 +763,14 @@ class LatentInversion(Reconstructor):
         """The proximal-gradient step on ``u`` (``1 / (2 (||A||^2 + anchor))``, with a hair of safety) and a fresh
         TV prox."""
         step = 1.0 / (2.0 * (op.norm_squared(dtype=y.real.dtype, device=y.device) * 1.01 + anchor))
-        return step, (TVProx(self.hybrid_weight, n_iter=5) if self.hybrid_penalty == "tv" else None)
+        return step, (TVProx(self._w, n_iter=5) if self.hybrid_penalty == "tv" else None)
 
     def _prox_u(self, tv: TVProx | None, v: torch.Tensor, s: float, lower: torch.Tensor | None) -> torch.Tensor:
         """``prox_{s w R}(v)`` with the optional bound ``u >= lower`` (TV: inside the dual method; L1: separable,
         so the soft threshold clipped at the bound)."""
         if tv is not None:
             return tv(v, s, lower)
-        out = soft_threshold(v, s * self.hybrid_weight)
+        out = soft_threshold(v, s * self._w)
         return out if lower is None else torch.maximum(out, lower)
 
     def _lower(self, base: torch.Tensor, u: torch.Tensor) -> torch.Tensor | None:
