@@ -18,7 +18,7 @@ LAYERS = [
     {"operators"},
     {"solvers"},
     {"priors"},
-    {"phantoms", "metrics", "io", "simulate", "figures", "data_prep"},  # data in, data out
+    {"phantoms", "metrics", "io", "simulate", "figures", "data_prep", "calib"},  # data in, data out
     {"reconstructors"},
     {"config"},  # validates plugins against the registries, so above them
     {"pipeline", "report"},
