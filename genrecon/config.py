@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +48,12 @@ class DataConfig:
     )
     size: int | None = field(default=None, metadata={"ge": 8, "doc": "square size after crop/pad or resize"})
     resize: Literal["crop_pad", "resize"] = field(default="crop_pad", metadata={"doc": "how to reach size"})
+    units: Literal["auto", "hu"] = field(
+        default="auto",
+        metadata={"doc": "what the source's values are: auto (what the loader says: DICOM carries HU, other formats "
+                         "'a.u.'), or hu (declare a NIfTI/.npy/image CT volume in Hounsfield units; checked: air "
+                         "near -1000)"},
+    )
     normalize: Literal["none", "max", "percentile", "volume_max", "hu_unit"] = field(
         default="volume_max",
         metadata={"doc": "intensity normalisation of the ground truth; hu_unit: CT (clip(HU, -1024, 3071) + 1024) "
@@ -73,6 +80,11 @@ class EvaluateConfig:
         metadata={"doc": "'volume_max' (fastMRI), 'max' (per slice), 'range' (DIVal: max-min) or a number"},
     )
     crop: int | None = field(default=None, metadata={"ge": 1, "doc": "centre crop (pixels) before metrics"})
+    aggregate: Literal["slice", "volume"] = field(
+        default="slice",
+        metadata={"doc": "slice: mean ± std over slices; volume: as fastMRI's evaluate, PSNR and NMSE over each "
+                         "volume's voxels and SSIM the mean of its slices, then mean ± std over volumes"},
+    )
 
     def problems(self) -> list[str]:
         out = []
@@ -204,8 +216,14 @@ def load_config_dict(data: dict, *, check_files: bool = True, build: bool = True
             problems.extend(_check_reconstructor(rc, i, sim_cfg, size, built if build else None))
     if problems:
         raise ConfigError(problems)
-    object.__setattr__(cfg, "_built", built)  # not a field: not dumped, hashed or compared
+    object.__setattr__(cfg, "_deprecations", built.pop("_deprecations", []))
+    object.__setattr__(cfg, "_built", built)  # not fields: not dumped, hashed or compared
     return cfg
+
+
+def deprecations(cfg: RunConfig) -> list[str]:
+    """Deprecated parameter names the config uses (each with the key to write instead), found by validation."""
+    return list(getattr(cfg, "_deprecations", []))
 
 
 def built_methods(cfg: RunConfig) -> list[Any]:
@@ -284,7 +302,14 @@ def _check_reconstructor(rc: ReconstructorConfig, i: int, sim_cfg, size: int | N
     if built is None:  # a stored run's config: names, parameters and types are enough
         return problems
     try:
-        method = cls(**rc.params)  # constructors validate their values (and priors their checkpoints)
+        with warnings.catch_warnings(record=True) as caught:  # deprecated names: shown by the CLI
+            warnings.simplefilter("always", DeprecationWarning)
+            method = cls(**rc.params)  # constructors validate their values (and priors their checkpoints)
+        for w in caught:
+            if issubclass(w.category, DeprecationWarning):
+                built.setdefault("_deprecations", []).append(f"{where}.params: {w.message}")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except GenreconError as exc:
         return [*problems, f"{where}.params: {exc}"]
     except (TypeError, ValueError) as exc:

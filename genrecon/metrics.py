@@ -73,4 +73,32 @@ def coverage(estimate, truth, std, k: float = 2.0) -> float:
 
 
 METRICS = {"psnr": psnr, "ssim": ssim, "nmse": nmse}
+
+
+def volume_metrics(estimates, references, data_range: float, metrics=("psnr", "ssim", "nmse")) -> dict:
+    """Metrics of one volume as fastMRI's ``evaluate.py`` computes them: PSNR and NMSE over all the volume's
+    voxels (``10 log10(R^2 / MSE_volume)``, ``||x - ref||^2 / ||ref||^2``), SSIM the mean of the slices' SSIM.
+
+    Args:
+        estimates: the volume's slices ``[(H, W), ...]`` (magnitudes are compared).
+        references: the reference slices, in the same order.
+        data_range: ``R`` (fastMRI: the reference volume's maximum).
+        metrics: which to compute.
+
+    Returns:
+        ``{metric: value}``; a metric that is undefined (``R = 0``, an all-zero reference) is None.
+    """
+    a = np.stack([_pair(e, r)[0] for e, r in zip(estimates, references)])
+    b = np.stack([_pair(e, r)[1] for e, r in zip(estimates, references)])
+    out: dict = {}
+    for m in metrics:
+        if m == "psnr":
+            mse = float(np.mean((a - b) ** 2))
+            out[m] = None if not data_range > 0 or mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+        elif m == "nmse":
+            den = float(np.sum(b**2))
+            out[m] = None if den == 0 else float(np.sum((a - b) ** 2) / den)
+        elif m == "ssim":
+            out[m] = None if not data_range > 0 else float(np.mean([ssim(x, r, data_range) for x, r in zip(a, b)]))
+    return out
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "nmse": False}

@@ -48,11 +48,15 @@ class Measurement:
     Attributes:
         y: measurements ``(1, *op.range_shape)``.
         op: the forward operator ``A`` with ``y = A x + noise``.
-        x_true: ground truth ``(1, *op.domain_shape)`` (same dtype as the operator's domain), if known.
+        x_true: ground truth ``(1, *op.domain_shape)`` (same dtype as the operator's domain), or on the
+            evaluation grid ``(1, 1, *eval_shape)`` when ``eval_shape`` is set; None if unknown.
         info: what the simulation did: achieved acceleration / number of views, noise sigma, SNR, seed...
+        eval_shape: ``(h, w)`` when reconstructions are centre-cropped from the acquisition grid for metrics
+            and outputs (measured fastMRI k-space: 640 x 368 acquired, 320 x 320 reference); None: no crop.
     """
 
     y: torch.Tensor
     op: Operator
     x_true: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    eval_shape: tuple[int, int] | None = None

@@ -54,7 +54,7 @@ def parse_yaml(text: str):
 def apply_override(data: dict, assignment: str) -> None:
     """Apply ``a.b.0.c=value`` to nested dicts/lists in place; the value is parsed as YAML."""
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. reconstructors.1.params.lam=0.02")
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. reconstructors.1.params.tv_weight=0.02")
     key, raw = assignment.split("=", 1)
     try:
         value = parse_yaml(raw) if raw.strip() else ""

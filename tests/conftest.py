@@ -27,7 +27,7 @@ def quick_mri_config(out_dir, **overrides) -> dict:
         "data": {"source": "phantom:shepp-logan", "params": {"size": 64}, "normalize": "max"},
         "simulate": {"modality": "mri", "mask": {"name": "random", "acceleration": 4, "center_fraction": 0.08},
                      "noise": {"sigma": 0.0}},
-        "reconstructors": [{"name": "zero_filled"}, {"name": "fista_tv", "params": {"lam": 0.005, "n_iter": 30}}],
+        "reconstructors": [{"name": "zero_filled"}, {"name": "fista_tv", "params": {"tv_weight": 0.005, "n_iter": 30}}],
         "evaluate": {"metrics": ["psnr", "ssim", "nmse"], "data_range": "volume_max"},
         "output": {"dir": str(out_dir), "save": ["npy", "png"]},
     }

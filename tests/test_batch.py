@@ -45,7 +45,7 @@ def phantom_config(out: Path, count: int = 7, n_iter: int = 5) -> dict:
         "data": {"source": "phantom:ellipses", "params": {"size": 32, "count": count}, "normalize": "max"},
         "simulate": {"modality": "mri", "mask": {"name": "random", "acceleration": 4, "center_fraction": 0.08},
                      "noise": {"sigma": 0.0}},
-        "reconstructors": [{"name": "zero_filled"}, {"name": "fista_tv", "params": {"lam": 0.005, "n_iter": n_iter}}],
+        "reconstructors": [{"name": "zero_filled"}, {"name": "fista_tv", "params": {"tv_weight": 0.005, "n_iter": n_iter}}],
         "evaluate": {"metrics": ["psnr", "nmse"], "data_range": "max"},
         "output": {"dir": str(out), "save": ["npy"]},
     }
@@ -211,7 +211,7 @@ def test_dry_run_writes_only_the_script_and_its_config(tmp_path, monkeypatch):
     out = tmp_path / "run"
     cfg = write_cfg(tmp_path, phantom_config(out))
     res = invoke("batch", "submit", "--config", cfg, "--array", 3, "--dry-run", "--time", "30",
-                 "--set", "reconstructors.1.params.lam=0.02")
+                 "--set", "reconstructors.1.params.tv_weight=0.02")
     assert res.exit_code == 0, res.output
     script = out / "slurm" / "reconstruct.sbatch"
     assert str(script) in res.output.replace("\n", "")
@@ -219,10 +219,10 @@ def test_dry_run_writes_only_the_script_and_its_config(tmp_path, monkeypatch):
     text = script.read_text()
     assert "#SBATCH --array=0-2" in text and "#SBATCH --time=30" in text and "--shard" in text
     resolved = yaml.safe_load((out / "slurm" / "config.yaml").read_text())
-    assert resolved["reconstructors"][1]["params"]["lam"] == 0.02  # overrides are baked into the run's config
+    assert resolved["reconstructors"][1]["params"]["tv_weight"] == 0.02  # overrides are baked into the run's config
     # the short form of the issue, `genrecon batch --config X --array N`, writes the same script
     res2 = invoke("batch", "--config", cfg, "--array", 3, "--dry-run", "--time", "30",
-                  "--set", "reconstructors.1.params.lam=0.02")
+                  "--set", "reconstructors.1.params.tv_weight=0.02")
     assert res2.exit_code == 0, res2.output
     strip = lambda s: [line for line in s.splitlines() if "written by" not in line]  # noqa: E731
     assert strip(script.read_text()) == strip(text)
@@ -240,7 +240,7 @@ def test_dry_run_writes_only_the_script_and_its_config(tmp_path, monkeypatch):
         (["--array", "2", "--cpus", "0"], "--cpus: expected"),
         (["--array", "2", "--partition", "a b"], "--partition: expected"),
         (["--array", "2", "--max-running", "0"], "--max-running: expected"),
-        (["--array", "2", "--set", "reconstructors.9.params.lam=1"], "not an index"),
+        (["--array", "2", "--set", "reconstructors.9.params.tv_weight=1"], "not an index"),
         (["--array", "2", "--set", "simulate.mask.acceleration=0.5"], "acceleration"),
         ([], "give --config FILE and --array N"),
     ],

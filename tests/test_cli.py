@@ -40,7 +40,7 @@ def test_reconstruct_writes_reports_and_fista_beats_zero_filled(tmp_path):
     assert "PSNR" in res.output and "fista_tv" in res.output and str(out.resolve()) in res.output.replace("\n", "")
     assert list((out / "cases").glob("*/panel.png"))
     # the resolved config is written and reproduces the run
-    assert yaml.safe_load((out / "config.yaml").read_text())["reconstructors"][1]["params"]["lam"] == 0.005
+    assert yaml.safe_load((out / "config.yaml").read_text())["reconstructors"][1]["params"]["tv_weight"] == 0.005
     # no temporary files left behind
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
 
@@ -56,15 +56,15 @@ def test_rerun_skips_done_cases_and_set_override_reruns_one_method(tmp_path):
     assert (case / "zero_filled.json").stat().st_mtime_ns == zf_time
     assert (case / "fista_tv.json").stat().st_mtime_ns == ft_time
     # other settings into the same folder: refused, naming the key, unless --overwrite
-    res = invoke("reconstruct", "--config", cfg, "-q", "--set", "reconstructors.1.params.lam=0.02")
+    res = invoke("reconstruct", "--config", cfg, "-q", "--set", "reconstructors.1.params.tv_weight=0.02")
     assert res.exit_code == 2, res.output
-    assert "reconstructors.1.params.lam (0.005 -> 0.02)" in res.output.replace("\n", "")
+    assert "reconstructors.1.params.tv_weight (0.005 -> 0.02)" in res.output.replace("\n", "")
     assert (case / "fista_tv.json").stat().st_mtime_ns == ft_time
-    res = invoke("reconstruct", "--config", cfg, "-q", "--set", "reconstructors.1.params.lam=0.02", "--overwrite")
+    res = invoke("reconstruct", "--config", cfg, "-q", "--set", "reconstructors.1.params.tv_weight=0.02", "--overwrite")
     assert res.exit_code == 0, res.output
     assert (case / "zero_filled.json").stat().st_mtime_ns == zf_time
     assert (case / "fista_tv.json").stat().st_mtime_ns != ft_time
-    assert yaml.safe_load((out / "config.yaml").read_text())["reconstructors"][1]["params"]["lam"] == 0.02
+    assert yaml.safe_load((out / "config.yaml").read_text())["reconstructors"][1]["params"]["tv_weight"] == 0.02
 
 
 def test_same_seed_same_result_other_seed_other_mask(tmp_path):
@@ -145,7 +145,7 @@ def test_bad_yaml_missing_config_and_bad_set(tmp_path):
     res = invoke("reconstruct", "--config", tmp_path / "nope.yaml")
     assert res.exit_code == 2 and "not found" in res.output
     good = write_cfg(tmp_path, quick_mri_config(tmp_path / "run"))
-    res = invoke("reconstruct", "--config", good, "--set", "reconstructors.9.params.lam=1")
+    res = invoke("reconstruct", "--config", good, "--set", "reconstructors.9.params.tv_weight=1")
     assert res.exit_code == 2 and "not an index" in res.output
     res = invoke("reconstruct", "--config", good, "--set", "nonsense")
     assert res.exit_code == 2 and "KEY=VALUE" in res.output
@@ -210,7 +210,7 @@ def test_nifti_output_keeps_the_source_affine(tmp_path):
     assert invoke("reconstruct", "--config", write_cfg(tmp_path, cfg), "-q").exit_code == 0
     out = nib.load(tmp_path / "run" / "recon" / "vol_fista_tv.nii.gz")
     truth = nib.load(tmp_path / "run" / "recon" / "vol_truth.nii.gz")
-    assert out.shape[2] == 2 and (tmp_path / "run" / "recon" / "vol_zero_filled.h5").is_file()
+    assert out.shape[2] == 2 and (tmp_path / "run" / "recon" / "zero_filled" / "vol.h5").is_file()  # fastMRI layout
     # world positions of the two written slices are those of source slices 1 and 3
     for n, k in enumerate((1, 3)):
         centre_out = out.affine @ np.array([16, 16, n, 1.0])

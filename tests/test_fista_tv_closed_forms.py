@@ -38,7 +38,7 @@ def test_without_tv_it_converges_to_the_least_squares_solution():
     op = Dense(m, n)
     x_true = torch.rand(1, 1, n, n, generator=g, dtype=torch.float64)
     y = op(x_true)
-    x = _fista(lam=0.0)(y, op)
+    x = _fista(tv_weight=0.0)(y, op)
     expected = torch.linalg.solve(m, y[0]).reshape(1, 1, n, n)
     assert torch.allclose(x, expected, atol=1e-8)
 
@@ -49,7 +49,7 @@ def test_tv_denoising_of_a_step_has_the_rof_closed_form():
     n, a, b, lam = 16, 0.2, 0.8, 0.8
     y = torch.full((1, 1, n, n), a, dtype=torch.float64)
     y[..., n // 2:] = b
-    x = _fista(lam=lam)(y, Identity((1, n, n)))
+    x = _fista(tv_weight=lam)(y, Identity((1, n, n)))
     shift = 2 * lam / n
     assert torch.allclose(x[..., : n // 2], torch.full_like(x[..., : n // 2], a + shift), atol=1e-4)
     assert torch.allclose(x[..., n // 2:], torch.full_like(x[..., n // 2:], b - shift), atol=1e-4)
@@ -58,9 +58,9 @@ def test_tv_denoising_of_a_step_has_the_rof_closed_form():
 def test_a_large_tv_weight_gives_the_mean_and_nonneg_holds():
     g = torch.Generator().manual_seed(1)
     y = torch.randn(1, 1, 12, 12, generator=g, dtype=torch.float64) + 0.3
-    x = _fista(lam=100.0)(y, Identity((1, 12, 12)))
+    x = _fista(tv_weight=100.0)(y, Identity((1, 12, 12)))
     assert torch.allclose(x, torch.full_like(x, float(y.mean())), atol=1e-3)
-    x = _fista(lam=0.0, nonneg=True, n_iter=50)(y, Identity((1, 12, 12)))
+    x = _fista(tv_weight=0.0, nonneg=True, n_iter=50)(y, Identity((1, 12, 12)))
     assert torch.allclose(x, y.clamp(min=0), atol=1e-10)  # the projection onto x >= 0
 
 

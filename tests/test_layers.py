@@ -17,6 +17,7 @@ LAYERS = [
     {"linalg"},  # power method, finite differences
     {"operators"},
     {"solvers"},
+    {"sampling"},  # latent Laplace / Langevin samplers over energy callables
     {"priors"},
     {"phantoms", "metrics", "io", "simulate", "figures", "data_prep", "calib"},  # data in, data out
     {"reconstructors"},
@@ -30,7 +31,7 @@ RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 #: modules over the ~400-line limit when the contract was written (2026-12-03); they may only shrink
 OVERSIZE = {
     "genrecon/batch.py": 915,
-    "genrecon/reconstructors/latent_inversion.py": 830,
+    "genrecon/reconstructors/latent_inversion.py": 700,
     "genrecon/operators/ct.py": 573,
     "genrecon/simulate/masks.py": 465,
     "genrecon/training/loop.py": 465,

@@ -173,7 +173,7 @@ def phantom_config(out: Path) -> dict:
         "simulate": {"modality": "mri", "mask": {"name": "random", "acceleration": 4, "center_fraction": 0.08},
                      "noise": {"sigma": 0.01}},
         "reconstructors": [{"name": "zero_filled"},
-                           {"name": "fista_tv", "params": {"lam": 0.005, "n_iter": SLOW_ITER}}],
+                           {"name": "fista_tv", "params": {"tv_weight": 0.005, "n_iter": SLOW_ITER}}],
         "evaluate": {"metrics": ["psnr", "ssim", "nmse"], "data_range": "volume_max"},
         "output": {"dir": str(out), "save": ["npy"]},
     }

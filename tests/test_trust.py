@@ -112,7 +112,7 @@ def test_adding_a_method_to_a_run_keeps_the_finished_ones(tmp_path):
     assert invoke("reconstruct", "--config", write_cfg(tmp_path, cfg), "-q").exit_code == 0
     case = cases_of(out)[0]
     t = (case / "zero_filled.json").stat().st_mtime_ns
-    cfg["reconstructors"].append({"name": "fista_tv", "params": {"lam": 0.005, "n_iter": 5}})
+    cfg["reconstructors"].append({"name": "fista_tv", "params": {"tv_weight": 0.005, "n_iter": 5}})
     assert invoke("reconstruct", "--config", write_cfg(tmp_path, cfg), "-q").exit_code == 0
     assert (case / "zero_filled.json").stat().st_mtime_ns == t
     assert set(strict_json(out / "report.json")["summary"]) == {"zero_filled", "fista_tv"}
@@ -189,8 +189,8 @@ def test_a_killed_writers_lock_is_taken_over(tmp_path):
 # 3. non-finite numbers are errors
 # ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("key, text", [
-    ("reconstructors.1.params.lam", ".nan"),
-    ("reconstructors.1.params.lam", ".inf"),
+    ("reconstructors.1.params.tv_weight", ".nan"),
+    ("reconstructors.1.params.tv_weight", ".inf"),
     ("evaluate.data_range", ".nan"),
     ("simulate.noise.sigma", "-.inf"),
     ("data.params.size", ".nan"),
@@ -379,4 +379,13 @@ def test_piped_output_is_not_cut_and_json_is_offered():
     res = invoke("list", "reconstructors", "--json")
     doc = json.loads(res.stdout)
     fista = next(r for r in doc["reconstructors"] if r["name"] == "fista_tv")
-    assert {"name": "lam", "required": False, "default": 0.01} in fista["parameters"]
+    assert {"name": "n_iter", "required": False, "default": 100} in fista["parameters"]
+
+
+def test_deprecated_parameter_names_are_said_not_hidden(tmp_path):
+    out = tmp_path / "run"
+    cfg = quick_mri_config(out)
+    cfg["reconstructors"][1]["params"] = {"lam": 0.005, "n_iter": 5}  # the name before tv_weight
+    res = invoke("reconstruct", "--config", write_cfg(tmp_path, cfg), "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "deprecated:" in res.output and "reconstructors.1.params" in res.output and "tv_weight" in res.output

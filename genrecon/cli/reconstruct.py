@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..config import load_config
+from ..config import deprecations, load_config
 from ..report import summary_table
 from .common import console, err_console, handle_errors, parse_shard, print_table, warn_report
 
@@ -31,6 +31,8 @@ def reconstruct(
     from ..pipeline import make_loader, plan, run, shard as take_shard
 
     cfg = load_config(config, set_ or [])
+    for note in deprecations(cfg):
+        err_console.print(f"[bold yellow]deprecated:[/] {note}", highlight=False, soft_wrap=True)
     i, n = parse_shard(shard)
     if dry_run:
         refs = take_shard(plan(cfg, make_loader(cfg)), i, n)

@@ -42,6 +42,21 @@ def centered_ifft2(kspace: np.ndarray) -> np.ndarray:
     return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=axes), axes=axes, norm="ortho"), axes=axes)
 
 
+def recon_size(header: str | None) -> tuple[int, int] | None:
+    """``(rows, columns)`` of the ``reconSpace`` matrix in an ISMRMRD header (fastMRI: 320 x 320), or None.
+
+    Example:
+        >>> recon_size("<reconSpace><matrixSize><x>320</x><y>320</y><z>1</z></matrixSize></reconSpace>")
+        (320, 320)
+    """
+    if not header:
+        return None
+    import re
+
+    m = re.search(r"<reconSpace>.*?<matrixSize>\s*<x>(\d+)</x>\s*<y>(\d+)</y>", header, re.S)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def _meta_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -134,7 +149,12 @@ class FastMRILoader(Loader):
                 raise DataError(f"{source}: corrupt HDF5 file: {exc}") from None
             return n
 
-    def load(self, source: str, index: int) -> Case:
+    def load_image(self, source: str, index: int) -> Case:
+        """The slice's reference image alone (the k-space is not read unless it is the target): for
+        whole-volume statistics such as fastMRI's ``data_range``."""
+        return self.load(source, index, with_kspace=False)
+
+    def load(self, source: str, index: int, *, with_kspace: bool = True) -> Case:
         with self._open(source) as f:
             try:
                 self._check_kspace(f, source)
@@ -142,8 +162,8 @@ class FastMRILoader(Loader):
                 n = int(f[name].shape[0])
                 if not 0 <= index < n:
                     raise DataError(f"{source}: slice {index} does not exist; the file has slices 0..{n - 1}")
-                kspace = np.asarray(f["kspace"][index]) if "kspace" in f else None
                 target = None if name == "kspace" else np.asarray(f[name][index])
+                kspace = np.asarray(f["kspace"][index]) if "kspace" in f and (with_kspace or target is None) else None
                 meta = {k: _meta_value(f.attrs[k]) for k in _ATTRS if k in f.attrs}
                 if "ismrmrd_header" in f:
                     meta["ismrmrd_header"] = _meta_value(f["ismrmrd_header"][()])
@@ -164,6 +184,11 @@ class FastMRILoader(Loader):
                 image = coil_images[0]
             else:
                 image = np.sqrt((np.abs(coil_images) ** 2).sum(axis=0))
+            recon = recon_size(meta.get("ismrmrd_header"))
+            if recon is not None:  # cropped as fastMRI's references are (the header's reconSpace)
+                from .transforms import center_crop
+
+                image = center_crop(image, recon)
             target_desc = "kspace"
         else:
             image = target

@@ -99,6 +99,28 @@ def _target_size(size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
+def center_crop(x, shape: int | Sequence[int] | None):
+    """The centre ``(h, w)`` of the last two axes of a tensor or array, each at most the image's size
+    (fastMRI's ``center_crop``: rows ``[(H - h) // 2, (H - h) // 2 + h)``); ``None`` returns ``x``.
+
+    The one centre crop of genrecon: reconstructions from the acquisition grid to the reference grid
+    (measured k-space) and ``evaluate.crop`` before metrics.
+
+    Example:
+        >>> import numpy as np
+        >>> center_crop(np.arange(30).reshape(5, 6), 2)
+        array([[ 8,  9],
+               [14, 15]])
+    """
+    if shape is None:
+        return x
+    h, w = _target_size(shape)
+    H, W = x.shape[-2:]
+    h, w = min(h, H), min(w, W)
+    top, left = (H - h) // 2, (W - w) // 2
+    return x[..., top : top + h, left : left + w]
+
+
 def _crop_pad_axis(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
     m = x.shape[dim]
     if n < m:  # centre crop: keep [ (m-n)//2, (m-n)//2 + n )

@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..seeding import derive_seed
 from ..simulate import simulate
 from .locking import RunLock
-from .plan import case_dirname, case_key, load_case, make_loader, plan, resolve_device, shard
+from .plan import case_dirname, case_key, load_case, make_loader, plan, resolve_device, shard, whole_volume_max
 from .records import case_hash, check_output_dir, method_hash, read_record, remove_method_files
 
 Progress = Callable[..., None]
@@ -58,6 +58,16 @@ def _scalars(info: dict) -> dict:
         elif isinstance(v, (list, tuple)) and all(isinstance(i, (int, float, str)) for i in v):
             out[k] = [_finite(i) if isinstance(i, float) else i for i in v]
     return out
+
+
+def _eval_grid(t: torch.Tensor, meas) -> torch.Tensor:
+    """``t`` centre-cropped from the acquisition grid to the evaluation grid (measured fastMRI k-space:
+    640 x 368 -> 320 x 320, as fastMRI crops), when the measurement has one; images of other sizes pass."""
+    if meas.eval_shape is None or tuple(t.shape[-2:]) != tuple(meas.op.domain_shape[-2:]):
+        return t
+    from ..io.transforms import center_crop
+
+    return center_crop(t, meas.eval_shape)
 
 
 def _load_or_none(path: Path) -> dict | None:
@@ -141,6 +151,7 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
     m_hashes = [method_hash(cfg, i) for i in range(len(methods))]
     progress("plan", cases=len(refs), methods=labels, out=str(out), device=str(device))
     volume_scale: dict[str, float] = {}
+    whole_max: dict[str, float | None] = {}
     for ref in refs:
         key = case_key(ref)
         cdir = out / "cases" / case_dirname(key)
@@ -164,7 +175,7 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
                 method.check(meas.op)
         cdir.mkdir(parents=True, exist_ok=True)
         write_npy(cdir / "truth.npy", _to_numpy(meas.x_true))
-        write_npy(cdir / "adjoint.npy", _to_numpy(meas.op.adjoint(meas.y)))
+        write_npy(cdir / "adjoint.npy", _to_numpy(_eval_grid(meas.op.adjoint(meas.y), meas)))
         for key_info, value in meas.info.items():
             if isinstance(value, torch.Tensor) and value.numel() > 1:
                 write_npy(cdir / f"{key_info}.npy", _to_numpy(value))
@@ -180,6 +191,10 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
             "normalisation": case.meta.get("normalisation"),
             "affine": case.meta.get("slice_affine") or case.meta.get("affine"),
         }
+        if ref.volume not in whole_max:  # data_range volume_max: the whole volume's, not the selection's
+            whole_max[ref.volume] = whole_volume_max(cfg, loader, ref, volume_scale)
+        if whole_max[ref.volume] is not None:
+            case_record.update(volume_max=whole_max[ref.volume], volume_max_crop=cfg.evaluate.crop)
         for index, (label, method, h, is_done) in enumerate(zip(labels, methods, m_hashes, done)):
             if is_done:
                 continue
@@ -204,11 +219,11 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
                 progress("method_failed", key=key, label=label, reason=reason)
             else:
                 files = [f"{label}.npy"]
-                write_npy(cdir / files[0], _to_numpy(x))
+                write_npy(cdir / files[0], _to_numpy(_eval_grid(x, meas)))
                 for name, value in method.info.items():
                     if isinstance(value, torch.Tensor) and value.numel() > 1:
                         files.append(f"{label}_{name}.npy")
-                        write_npy(cdir / files[-1], _to_numpy(value))
+                        write_npy(cdir / files[-1], _to_numpy(_eval_grid(value, meas)))
                 rec.update(status="ok", files=files)
             if device.type == "cuda":
                 rec["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

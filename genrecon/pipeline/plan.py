@@ -80,12 +80,22 @@ def shard(refs: list[CaseRef], index: int, count: int) -> list[CaseRef]:
     return refs[index::count]
 
 
-def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, float]) -> Case:
-    """Load one slice and apply the configured size and normalisation."""
+def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, float], *,
+              image_only: bool = False) -> Case:
+    """Load one slice and apply the configured size and normalisation (``image_only``: the reference image
+    alone, through the loader's ``load_image`` where it has one, e.g. without a fastMRI file's k-space)."""
     from ..io.transforms import fit_size, fit_size_affine, normalize
 
-    case = loader.load(ref.source, ref.index)
+    read = getattr(loader, "load_image", loader.load) if image_only else loader.load
+    case = read(ref.source, ref.index)
+    if cfg.data.units == "hu":
+        _declare_hu(cfg, loader, ref, case, volume_scale)
     image = case.image
+    measured = _measured(cfg, case)
+    if measured and _size_steps(cfg):
+        raise ConfigError(f"data.crop / data.size change the image grid, but {ref.source} is reconstructed from its "
+                          "measured k-space on the acquired grid: remove them (evaluate.crop crops for metrics), "
+                          "or set simulate.measurement: simulated")
     for size, mode in _size_steps(cfg):
         if case.meta.get("slice_affine") is not None:
             case.meta["slice_affine"] = fit_size_affine(case.meta["slice_affine"], image.shape, size, mode)
@@ -100,7 +110,7 @@ def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, floa
     elif mode == "hu_unit":
         if case.meta.get("units") != "HU":
             raise ConfigError(f"data.normalize: hu_unit needs CT images in HU; {ref.source} holds "
-                              f"'{case.meta.get('units')}' values")
+                              f"'{case.meta.get('units')}' values (if they are HU, declare data.units: hu)")
         image = hu_to_unit(image)
         case.meta["units"] = "normalised"
         info = {"mode": "hu_unit", "hu_offset": HU_OFFSET, "hu_scale": HU_SCALE}
@@ -108,9 +118,57 @@ def load_case(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, floa
         image, info = normalize(image, mode)
     if not torch.isfinite(image.abs() if image.is_complex() else image).all():
         raise DataError(f"{ref.source}: slice {ref.index} holds NaN or infinite values")
+    if measured:  # the reference and the k-space keep one scale: y / s = A (x / s)
+        scale = info.get("scale")
+        if scale is not None and scale > 0 and scale != 1.0:
+            case.kspace = case.kspace / scale
     case.image = image
     case.meta["normalisation"] = info
     return case
+
+
+def whole_volume_max(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[str, float]) -> float | None:
+    """The maximum of ``|reference|`` over every slice of the case's volume, prepared as the pipeline prepares
+    the evaluated ones (size, normalisation, ``evaluate.crop``): fastMRI's ``data_range`` when only some slices
+    are reconstructed. None when the selection is the whole volume (the evaluated slices give it) or when
+    ``data_range`` is not ``volume_max``."""
+    from ..io.transforms import center_crop, select_slices
+
+    n = loader.n_slices(ref.volume)
+    if cfg.evaluate.data_range != "volume_max" or len(select_slices(n, cfg.data.slices)) == n:
+        return None
+    best = 0.0
+    for index in range(n):
+        case = load_case(cfg, loader, CaseRef(ref.source, index, ref.volume), volume_scale, image_only=True)
+        best = max(best, float(center_crop(case.image.abs(), cfg.evaluate.crop).max()))
+    return best
+
+
+#: an HU volume holds air (about -1000 HU); a minimum above this says the values are not HU
+HU_AIR_CHECK = -500.0
+
+
+def _declare_hu(cfg: RunConfig, loader, ref: CaseRef, case: Case, cache: dict) -> None:
+    """``data.units: hu``: mark the case as Hounsfield units after checking its volume holds air."""
+    units = str(case.meta.get("units") or "").lower()
+    if units not in ("a.u.", "", "hu"):
+        raise ConfigError(f"data.units: hu, but {ref.source} says its values are '{case.meta.get('units')}'")
+    key = ("hu_min", ref.volume)
+    if key not in cache:
+        cache[key] = min(float(loader.load(ref.source, i).image.real.min()) for i in range(loader.n_slices(ref.volume)))
+    if cache[key] > HU_AIR_CHECK:
+        raise DataError(f"{ref.source}: data.units is hu, but the volume's minimum is {cache[key]:.4g}; air is about "
+                        "-1000 HU: are these Hounsfield units? (remove data.units, or convert the volume)")
+    case.meta["units"] = "HU"
+
+
+def _measured(cfg: RunConfig, case: Case) -> bool:
+    """Whether the case's measured k-space is the measurement (MRI; see ``simulate.measurement``)."""
+    if cfg.modality != "mri" or case.kspace is None:
+        return False
+    from ..simulate.mri import is_measured
+
+    return is_measured(case, cfg.simulate)
 
 
 def _size_steps(cfg: RunConfig) -> list[tuple[int, str]]:

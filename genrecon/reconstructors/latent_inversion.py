@@ -82,7 +82,7 @@ import itertools
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -91,170 +91,28 @@ from ..errors import CheckpointError, ConfigError, ShapeError
 from ..operators.base import LinearOperator
 from ..priors.adapters import ImageAdapter, check_adapter_params, image_level, least_squares_estimate
 from ..registry import RECONSTRUCTORS
+from ..metrics import coverage as _coverage
+from ..sampling.latent import (langevin_samples, laplace_samples, latent_hessian, posterior_factor,  # noqa: F401
+                               randn_on, refine_mode, sqnorm)
 from ..solvers.fista import fista
+from ..solvers.prox import soft_threshold
 from ..solvers.tv import TVProx, tv_norm
 from .base import Reconstructor
 
 WHO = "latent_inversion"
 #: most Langevin chains run at once
 MAX_CHAINS = 16
-#: copies of z per double-backward pass of the Hessian
-HESSIAN_CHUNK = 16
 #: latent codes decoded at once when pushing samples through G
 DECODE_CHUNK = 32
 #: iterations the relative objective change must stay below tol (Adam is not monotone)
 PATIENCE = 10
-#: Newton steps towards the posterior mode before sampling
-NEWTON_STEPS = 5
 #: prior samples used to measure the prior's intensity level (intensity_scale: auto)
 LEVEL_SAMPLES = 16
 
-Energy = Callable[[torch.Tensor], torch.Tensor]
-
-
-# ---------------------------------------------------------------------------------------------------
-# pure helpers: random draws, norms, prox, Hessian, samplers, coverage
-# ---------------------------------------------------------------------------------------------------
-def _randn(shape, generator: torch.Generator, device, dtype) -> torch.Tensor:
-    """Standard normal draws made on ``generator``'s device (device-independent streams), moved to ``device``."""
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
-
-
-def _sqnorm(t: torch.Tensor) -> torch.Tensor:
-    """Per-batch ``||t||^2`` (real or complex), shape ``(B,)``."""
-    mag2 = t.real.square() + t.imag.square() if t.is_complex() else t.square()
-    return mag2.flatten(1).sum(1)
-
-
-def soft_threshold(v: torch.Tensor, t: float) -> torch.Tensor:
-    """Prox of ``t ||.||_1`` (complex: shrinks magnitudes, keeps phases): ``v max(0, 1 - t / |v|)``."""
-    mag = v.abs()
-    return v * torch.clamp(1.0 - t / mag.clamp(min=torch.finfo(mag.dtype).tiny), min=0.0)
-
-
-def latent_hessian(energy: Energy, z: torch.Tensor, chunk: int = HESSIAN_CHUNK) -> torch.Tensor:
-    """Hessian ``(k, k)`` of a batched energy ``U: (N, k) -> (N,)`` at ``z`` ``(k,)``, by double backward.
-
-    Row ``i`` is ``d/dz (dU/dz_i)``: with ``c`` copies of ``z`` as a batch and ``g`` their gradients, the
-    gradient of ``sum_j g[j, i_j]`` with respect to copy ``j`` is row ``i_j``. One pass per ``chunk`` rows.
-    """
-    k = z.numel()
-    rows = []
-    base = z.detach().reshape(1, k)
-    for start in range(0, k, chunk):
-        idx = torch.arange(start, min(start + chunk, k), device=z.device)
-        copies = base.repeat(idx.numel(), 1).requires_grad_(True)
-        (grad,) = torch.autograd.grad(energy(copies).sum(), copies, create_graph=True)
-        picked = grad[torch.arange(idx.numel(), device=z.device), idx].sum()
-        (second,) = torch.autograd.grad(picked, copies)
-        rows.append(second.detach())
-    h = torch.cat(rows, 0)
-    return 0.5 * (h + h.T)
-
-
-def posterior_factor(hessian: torch.Tensor, floor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``(L, M, clamped)``: ``M = L L^T = (V max(Lambda, floor) V^T)^-1`` from ``hessian = V Lambda V^T``.
-
-    ``clamped`` counts eigenvalues raised to ``floor`` (the prior's curvature, see the module docstring).
-    """
-    evals, evecs = torch.linalg.eigh(hessian)
-    clamped = int((evals < floor * (1 - 1e-6)).sum())
-    evals = evals.clamp(min=floor)
-    chol = evecs * evals.rsqrt()[None, :]
-    return chol, chol @ chol.T, clamped
-
-
-def _grad(energy: Energy, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(U(z), grad U(z))`` for a batch ``z`` ``(N, k)``."""
-    z = z.detach().requires_grad_(True)
-    u = energy(z)
-    (g,) = torch.autograd.grad(u.sum(), z)
-    return u.detach(), g
-
-
-def refine_mode(energy: Energy, z: torch.Tensor, precond: torch.Tensor, n_iter: int = NEWTON_STEPS) -> torch.Tensor:
-    """Newton steps ``z <- z - t M grad U(z)`` (``M`` fixed) with backtracking (Armijo); ``z`` ``(k,)``."""
-    z = z.detach().reshape(1, -1)
-    for _ in range(n_iter):
-        u0, g = _grad(energy, z)
-        d = -(g @ precond)
-        slope = float((g * d).sum())
-        if slope >= 0:
-            break
-        t, accepted = 1.0, False
-        while t >= 1 / 64:
-            cand = z + t * d
-            with torch.no_grad():
-                u1 = energy(cand)
-            if float(u1) <= float(u0) + 1e-4 * t * slope:
-                accepted = True
-                break
-            t /= 2
-        if not accepted:
-            break
-        z = cand
-        if float((t * d).norm()) <= 1e-7 * (1.0 + float(z.norm())):
-            break
-    return z.reshape(-1)
-
-
-def laplace_samples(z_mode: torch.Tensor, chol: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` draws ``z_mode + L e``, ``e ~ N(0, I)``: shape ``(n, k)``."""
-    e = _randn((n, z_mode.numel()), generator, z_mode.device, z_mode.dtype)
-    return z_mode.reshape(1, -1) + e @ chol.T
-
-
-def langevin_samples(
-    energy: Energy,
-    z_init: torch.Tensor,
-    chol: torch.Tensor,
-    *,
-    step: float,
-    burn_in: int,
-    thin: int,
-    per_chain: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Preconditioned unadjusted Langevin: ``z <- z - h M grad U(z) + sqrt(2 h) L e`` with ``M = L L^T``.
-
-    Args:
-        energy: batched ``U: (C, k) -> (C,)``.
-        z_init: chain starts ``(C, k)``.
-        chol: ``L`` ``(k, k)``.
-        step: ``h``.
-        burn_in: steps discarded first.
-        thin: steps between kept samples.
-        per_chain: samples kept per chain.
-        generator: source of ``e``.
-
-    Returns:
-        ``(C * per_chain, k)``, chain-major (all samples of chain 0 first).
-    """
-    z = z_init.detach().clone()
-    precond = chol @ chol.T
-    noise = math.sqrt(2.0 * step)
-    kept = []
-    for t in range(1, burn_in + thin * per_chain + 1):
-        _, g = _grad(energy, z)
-        e = _randn(z.shape, generator, z.device, z.dtype)
-        z = z - step * (g @ precond) + noise * (e @ chol.T)
-        if t > burn_in and (t - burn_in) % thin == 0:
-            kept.append(z)
-    return torch.stack(kept, 1).reshape(-1, z.shape[1])
-
-
 def coverage(mean: torch.Tensor, std: torch.Tensor, truth: torch.Tensor, k: float = 2.0) -> float:
-    """Fraction of pixels with ``|truth - mean| <= k std`` (complex: modulus of the difference).
-
-    For a calibrated Gaussian posterior, ``k = 2`` covers 95.4 % of real pixels and ``1 - e^-4 = 98.2 %`` of
-    complex ones (circular Gaussian with ``E|d|^2 = std^2``).
-    """
-    if mean.shape != truth.shape or std.numel() != truth.numel():
-        raise ShapeError(
-            f"coverage: mean {tuple(mean.shape)}, std {tuple(std.shape)} and truth {tuple(truth.shape)} must match"
-        )
-    diff = (truth - mean).abs().reshape(-1)
-    return float((diff <= k * std.reshape(-1).to(diff.dtype)).double().mean())
+    """2-sigma coverage of a posterior (mean, std) against the truth: :func:`genrecon.metrics.coverage`, the
+    one definition (magnitude errors ``||mean| - |truth|| <= k std``), in the samplers' argument order."""
+    return _coverage(mean, truth, std, k)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -545,7 +403,7 @@ class LatentInversion(Reconstructor):
     ) -> torch.Tensor:
         """Per-restart ``||A (T(G(z)) + u) - y||^2 + lam ||z||^2``, shape ``(N,)``; differentiable in ``z``."""
         r = op(self.image(z, adapter, u)) - y
-        return _sqnorm(r) + self.lam * z.reshape(z.shape[0], -1).square().sum(1)
+        return sqnorm(r) + self.lam * z.reshape(z.shape[0], -1).square().sum(1)
 
     def _penalty(self, u: torch.Tensor) -> torch.Tensor:
         if self.hybrid_penalty == "tv":
@@ -581,13 +439,13 @@ class LatentInversion(Reconstructor):
     def _initial_latents(self, y, op, adapter, x0, gen, device, rdtype) -> torch.Tensor:
         r, k = self.restarts, self.latent_size
         if self.init == "random":
-            return _randn((r, k), gen, device, rdtype)
+            return randn_on((r, k), gen, device, rdtype)
         start = x0 if x0 is not None else least_squares_estimate(y, op)
         g0 = adapter.from_domain(start).clamp(0.0, 1.0).to(rdtype)
         with torch.no_grad():
             mu, logvar = self.model.encode(g0)
         mu, std = mu.reshape(1, k), torch.exp(0.5 * logvar).reshape(1, k)
-        z = mu + std * _randn((r, k), gen, device, rdtype)
+        z = mu + std * randn_on((r, k), gen, device, rdtype)
         z[0] = mu[0]
         return z
 
@@ -609,7 +467,7 @@ class LatentInversion(Reconstructor):
 
         with torch.no_grad():
             x_all = self.image(z, adapter, u)
-            data = _sqnorm(op(x_all) - y)
+            data = sqnorm(op(x_all) - y)
             objective = data + self.lam * z.square().sum(1) + (self._penalty(u) if hybrid else 0.0)
         best = int(torch.argmin(objective if hybrid else data))
         y_norm = _norm(y)
@@ -619,7 +477,7 @@ class LatentInversion(Reconstructor):
             # the same objective with the generator switched off (x = u): keep whichever is lower
             with torch.no_grad():
                 u0 = self._polish(None, torch.zeros_like(u[best : best + 1]), y, op, max(self.hybrid_polish, 100))
-                data0 = float(_sqnorm(op(u0) - y)[0])
+                data0 = float(sqnorm(op(u0) - y)[0])
                 objective0 = data0 + float(self._penalty(u0)[0])
             info["generator_kept"] = objective0 >= info["objective"]
             if not info["generator_kept"]:
@@ -671,7 +529,7 @@ class LatentInversion(Reconstructor):
             opt.zero_grad(set_to_none=True)
             x = self.image(z, adapter, u)
             r = op(x) - y
-            f = _sqnorm(r) + self.lam * z.square().sum(1)
+            f = sqnorm(r) + self.lam * z.square().sum(1)
             f.mean().backward()
             with torch.no_grad():
                 if hybrid and it > warm:
@@ -726,8 +584,8 @@ class LatentInversion(Reconstructor):
         with torch.no_grad():
             z = z.detach()
             base = self.image(z, adapter)
-            data = _sqnorm(op(x) - y)
-            objective = data + self._penalty(x) + anchor * _sqnorm(x - base)
+            data = sqnorm(op(x) - y)
+            objective = data + self._penalty(x) + anchor * sqnorm(x - base)
         best = int(torch.argmin(objective))
         u = (x - base)[best]
         info = self._map_info(z, best, data, objective, _norm(y), per_round * self.anchor_rounds, adapter)
@@ -783,14 +641,14 @@ class LatentInversion(Reconstructor):
     def _sample(self, z_best, u_best, y, op, adapter, misfit_sq, gen) -> tuple[torch.Tensor, dict[str, Any]]:
         rdtype = y.real.dtype
         m = self._measured(op, y)
-        floor = 1e-8 * float(_sqnorm(y)) / m  # an 80 dB SNR cap keeps U finite for noiseless data
+        floor = 1e-8 * float(sqnorm(y)) / m  # an 80 dB SNR cap keeps U finite for noiseless data
         sigma2 = self.noise_sigma**2 if self.noise_sigma is not None else misfit_sq / m
         sigma2 = max(sigma2, floor, torch.finfo(rdtype).tiny)
         nu = 1.0 if op.complex_range else 2.0
 
         def energy(zs: torch.Tensor) -> torch.Tensor:
             r = op(self.image(zs, adapter, u_best)) - y
-            return _sqnorm(r) / (nu * sigma2) + 0.5 * zs.square().sum(1)
+            return sqnorm(r) / (nu * sigma2) + 0.5 * zs.square().sum(1)
 
         hessian = latent_hessian(energy, z_best)
         chol, precond, clamped = posterior_factor(hessian)
@@ -824,7 +682,7 @@ class LatentInversion(Reconstructor):
 
 def _norm(y: torch.Tensor) -> float:
     """``||y||``, kept above the dtype's smallest normal number (it divides)."""
-    return float(torch.sqrt(_sqnorm(y)).clamp(min=torch.finfo(y.real.dtype).tiny))
+    return float(torch.sqrt(sqnorm(y)).clamp(min=torch.finfo(y.real.dtype).tiny))
 
 
 def _merge(infos: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ YAML::
       coils: 1
       noise: {sigma: 0.01}        # or {snr_db: 30}
       complex_phase: none         # or smooth
+      measurement: auto           # measured: mask the file's k-space (fastMRI files); simulated: from the image
+      coil_maps: espirit          # measured multi-coil: espirit | lowres
 
 Example:
     >>> import torch
@@ -36,7 +38,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..errors import GenreconError, ShapeError
+from ..errors import ConfigError, GenreconError, ShapeError
 from ..operators.base import LinearOperator
 from ..operators.mri import MultiCoilMRI, SingleCoilMRI
 from ..registry import MASKS
@@ -80,6 +82,15 @@ class Config:
     complex_phase: Literal["none", "smooth"] = field(
         default="none", metadata={"doc": "phase given to real images: none (zero) or smooth (random, smooth)"}
     )
+    measurement: Literal["auto", "measured", "simulated"] = field(
+        default="auto",
+        metadata={"doc": "measured: the mask is applied to the file's k-space (fastMRI protocol); simulated: "
+                         "k-space is simulated from the image; auto: measured when the loader read k-space"},
+    )
+    coil_maps: Literal["espirit", "lowres"] = field(
+        default="espirit", metadata={"doc": "measured multi-coil data: sensitivities from the ACS region "
+                                            "(espirit as BART's ecalib, or lowres: ACS images / their RSS)"}
+    )
 
     @property
     def mask_name(self) -> str:
@@ -101,6 +112,9 @@ class Config:
             MASKS.build(name, self.mask_params)
         except GenreconError as exc:
             return [str(exc)]
+        if self.measurement == "measured" and _simulation_only(self):
+            return [f"measurement: measured k-space has its own coils and noise: remove "
+                    f"{', '.join(_simulation_only(self))} (or set measurement: simulated)"]
         return []
 
 
@@ -148,6 +162,33 @@ def build_operator(
     return MultiCoilMRI(maps, mask).to(device)
 
 
+def _simulation_only(cfg: Config) -> list[str]:
+    """The keys set that only make sense when k-space is simulated from an image."""
+    out = []
+    if cfg.coils != 1:
+        out.append("coils")
+    if cfg.noise.sigma > 0 or cfg.noise.snr_db is not None:
+        out.append("noise")
+    if cfg.complex_phase != "none":
+        out.append("complex_phase")
+    return out
+
+
+def is_measured(case: Case, cfg: Config) -> bool:
+    """Whether ``case`` is reconstructed from its measured k-space (``measurement``: measured, or auto with
+    k-space read by the loader); ``measured`` without k-space is a :class:`~genrecon.errors.DataError`."""
+    if cfg.measurement == "simulated":
+        return False
+    if case.kspace is None:
+        if cfg.measurement == "measured":
+            from ..errors import DataError
+
+            raise DataError(f"case '{case.key}': simulate.measurement is 'measured' but its source holds no "
+                            "k-space; use measurement: simulated (or auto) for image sources")
+        return False
+    return True
+
+
 def smooth_phase(shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     """A random smooth phase map ``(H, W)`` float64 in radians: a random quadratic over the image.
 
@@ -182,6 +223,16 @@ def simulate(
     """
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"simulate: pass a torch.Generator (never the global RNG), got {generator!r}")
+    if is_measured(case, cfg):
+        from .measured import from_kspace
+
+        ignored = _simulation_only(cfg)
+        if ignored:
+            raise ConfigError(f"case '{case.key}' is reconstructed from its measured k-space, which has its own "
+                              f"coils and noise: remove simulate.{', simulate.'.join(ignored)} (or set "
+                              "simulate.measurement: simulated)")
+
+        return from_kspace(case, cfg.mask, generator=generator, coil_maps=cfg.coil_maps, device=device)
     image = _check_image(case)
     op = build_operator(cfg, case, generator=generator, device=device, dtype=torch.complex64)
     if image.is_complex():
@@ -208,6 +259,7 @@ def simulate(
         snr_db = None
 
     info = {
+        "measurement": "simulated",
         "acceleration": achieved_acceleration(mask),
         "mask": cfg.mask_name,
         "coils": op.range_shape[0],

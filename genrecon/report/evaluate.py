@@ -1,15 +1,13 @@
-"""Metrics and reports from a run folder.
+"""Evaluation of a run folder: every case's saved reference and reconstructions -> metrics -> the report.
 
 ``evaluate_run(run_dir)`` reads the resolved ``config.yaml`` and every case's saved ground truth and
-reconstructions, computes the configured metrics under the stated ``data_range`` convention, and writes
-``report.json``, ``report.csv`` (one row per case and method), ``report.md`` (aggregate mean ± std) and,
-when ``png`` is in ``output.save``, a figure panel per case. It merges the cases of every shard.
+reconstructions, computes the configured metrics under the stated ``data_range`` convention (per slice, or
+per volume as fastMRI's evaluate does), and writes the reports (:mod:`.files`). It merges the cases of every
+shard and counts only results made with the folder's config.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -17,8 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .metrics import HIGHER_IS_BETTER, METRICS, coverage
+from ..errors import DataError
+from ..io.transforms import center_crop
+from ..metrics import METRICS, coverage, volume_metrics
+from .files import write_reports, write_volumes
+from .summary import aggregate, convention_text
 
 
 def load_json(path: Path) -> dict | None:
@@ -29,39 +30,28 @@ def load_json(path: Path) -> dict | None:
         return None
 
 
-def _crop(a: np.ndarray, crop: int | None) -> np.ndarray:
-    if not crop:
-        return a
-    h, w = a.shape[-2:]
-    ch, cw = min(crop, h), min(crop, w)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    return a[..., top : top + ch, left : left + cw]
+def _crop(a, crop: int | None):
+    """``evaluate.crop``: the centre ``crop`` x ``crop`` (at most the image), by :func:`~genrecon.io.transforms.center_crop`."""
+    return center_crop(a, crop or None)
 
 
-def data_range_of(rule: str | float, truth: np.ndarray, volume_truths: list[np.ndarray]) -> float:
-    """The metric ``data_range`` under the configured convention (see :mod:`genrecon.metrics`)."""
+def data_range_of(rule: str | float, truth: np.ndarray, volume_truths: list[np.ndarray],
+                  volume_max: float | None = None) -> float:
+    """The metric ``data_range`` under the configured convention (see :mod:`genrecon.metrics`).
+
+    ``volume_max`` is the maximum of the whole reference volume (all its slices, recorded by the pipeline);
+    without it, the maximum over the evaluated slices ``volume_truths``.
+    """
     if isinstance(rule, (int, float)):
         return float(rule)
     if rule == "max":
         return float(np.abs(truth).max())
     mags = [np.abs(t) for t in volume_truths]
     if rule == "volume_max":
-        return float(max(m.max() for m in mags))
+        return float(volume_max) if volume_max is not None else float(max(m.max() for m in mags))
     if rule == "range":
         return float(max(m.max() for m in mags) - min(m.min() for m in mags))
     raise DataError(f"unknown data_range rule {rule!r}")
-
-
-def convention_text(ev) -> str:
-    rule = ev.data_range
-    names = {
-        "volume_max": "max of |ground truth| over each volume (fastMRI)",
-        "max": "max of |ground truth| per slice",
-        "range": "max - min of |ground truth| over each volume (DIVal)",
-    }
-    rng = names.get(rule, f"fixed value {rule}") if isinstance(rule, str) else f"fixed value {rule}"
-    crop = f"; centre crop {ev.crop}x{ev.crop}" if ev.crop else ""
-    return f"metrics on magnitude images; data_range = {rng}; SSIM: scikit-image, 7x7 uniform window{crop}"
 
 
 def _metric_row(metrics: list[str], est: np.ndarray, truth: np.ndarray, drange: float) -> dict[str, Any]:
@@ -94,7 +84,7 @@ class _Reader:
         self.unreadable: list[str] = []
 
     def record(self, path: Path) -> dict | None:
-        from .pipeline.records import read_record
+        from ..pipeline.records import read_record
 
         try:
             return read_record(path)
@@ -117,8 +107,8 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
     ``stale``. A method that produced NaN/Inf is a row with ``status: failed``. When a record or array that
     exists cannot be read, a :class:`DataError` names the files and the previous reports are left as they were.
     """
-    from .config import load_config
-    from .pipeline.records import case_hash, method_hash
+    from ..config import load_config
+    from ..pipeline.records import case_hash, method_hash
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
@@ -163,13 +153,17 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
         raise DataError(f"{run_dir}: {len(reader.unreadable)} file(s) cannot be read: {shown}; the previous report "
                         "is kept (delete them and rerun the same reconstruct command to redo those results)")
     by_volume: dict[str, list[np.ndarray]] = {}
+    stored: dict[str, list[float | None]] = {}  # the whole volume's maximum, recorded by the pipeline
     for r in records:
         by_volume.setdefault(r["volume"], []).append(truths[r["key"]])
+        same_crop = r.get("volume_max_crop", "unset") == ev.crop
+        stored.setdefault(r["volume"], []).append(r.get("volume_max") if same_crop else None)
+    whole_max = {v: max(x) if all(i is not None for i in x) else None for v, x in stored.items()}
     rows = []
     metrics = list(ev.metrics)
     for r in sorted(records, key=lambda r: (r["volume"], r["slice"])):
         truth = truths[r["key"]]
-        drange = data_range_of(ev.data_range, truth, by_volume[r["volume"]])
+        drange = data_range_of(ev.data_range, truth, by_volume[r["volume"]], whole_max.get(r["volume"]))
         shown_estimates = {}
         for label in labels:
             mrec = r["methods"].get(label)
@@ -192,11 +186,20 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
                     row[extra] = mrec[extra]
             rows.append(row)
         if write and "png" in cfg.output.save and shown_estimates:
-            from .figures import case_panel
+            from ..figures import case_panel
 
             panel_stds = {lab: stds[(r["key"], lab)] for lab in shown_estimates if (r["key"], lab) in stds}
             case_panel(r["dir"] / "panel.png", truth, shown_estimates, drange, stds=panel_stds, title=r["key"])
-    summary = aggregate(rows, labels, metrics)
+    volume_rows = []
+    if ev.aggregate == "volume":
+        volume_rows = _volume_rows(records, truths, estimates, labels, metrics, ev, whole_max)
+        summary = aggregate(volume_rows, labels, metrics)
+        for label, entry in summary.items():  # seconds and coverage stay per slice; cases counts slices
+            per_slice = aggregate(rows, [label], metrics).get(label, {})
+            entry.update({k: v for k, v in per_slice.items() if k.startswith(("seconds", "coverage", "failed"))},
+                         volumes=entry.pop("cases"), cases=per_slice.get("cases", 0))
+    else:
+        summary = aggregate(rows, labels, metrics)
     report = {
         "run": str(run_dir),
         "modality": cfg.modality,
@@ -205,54 +208,41 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
         "measurement": _measurement_summary(records),
         "summary": summary,
         "rows": rows,
+        "volumes": volume_rows,
         "failed": [{"case": r["case"], "method": r["method"], "reason": r["reason"]}
                    for r in rows if r["status"] != "ok"],
         "undefined": [{"case": r["case"], "method": r["method"], **r["undefined"]} for r in rows if "undefined" in r],
         "stale": stale,
     }
     if write:
-        _write_reports(run_dir, report, metrics, cfg)
+        write_reports(run_dir, report, metrics, cfg)
         if {"nifti", "h5"} & set(cfg.output.save):
-            _write_volumes(run_dir, records, labels, cfg)
+            write_volumes(run_dir, records, labels, cfg)
     return report
 
 
-def _stack_affine(recs: list[dict]) -> list[list[float]] | None:
-    """The first slice's affine with its slice axis scaled by the (uniform) step between the slices."""
-    affine = recs[0].get("affine")
-    if affine is None:
-        return None
-    a = np.array(affine, dtype=np.float64)
-    steps = {b["slice"] - a_["slice"] for a_, b in zip(recs, recs[1:])}
-    if len(steps) == 1:
-        a[:3, 2] *= steps.pop()
-    return a.tolist()
-
-
-def _write_volumes(run_dir: Path, records: list[dict], labels: list[str], cfg) -> None:
-    """Stack each volume's slices per method into ``recon/<volume>_<label>.nii.gz`` / ``.h5``."""
-    from .io.writers import write_h5, write_nifti
-
+def _volume_rows(records, truths, estimates, labels, metrics, ev, whole_max) -> list[dict]:
+    """One row per (volume, method) with :func:`genrecon.metrics.volume_metrics` (fastMRI's aggregation);
+    a method missing or failed on any slice of the volume is left out of that volume."""
     by_volume: dict[str, list[dict]] = {}
     for r in records:
         by_volume.setdefault(r["volume"], []).append(r)
-    for volume, recs in by_volume.items():
+    out = []
+    for volume, recs in sorted(by_volume.items()):
         recs.sort(key=lambda r: r["slice"])
-        stem = Path(volume).name.split(".")[0].replace(":", "_")
-        affine = _stack_affine(recs)
-        for label in ["truth", *labels]:
-            if label != "truth" and not all(r["methods"].get(label, {}).get("status") in ("ok", None)
-                                            and label in r["methods"] for r in recs):
-                continue  # missing, failed or stale on some slice
-            paths = [r["dir"] / f"{label}.npy" for r in recs]
-            if not all(p.is_file() for p in paths):
+        refs = [truths[r["key"]] for r in recs]
+        drange = data_range_of(ev.data_range, refs[0], refs, whole_max.get(volume))
+        for label in labels:
+            ests = [estimates.get((r["key"], label)) for r in recs]
+            if any(e is None for e in ests):
                 continue
-            stack = np.stack([np.load(p) for p in paths])
-            if "nifti" in cfg.output.save:
-                write_nifti(run_dir / "recon" / f"{stem}_{label}.nii.gz", np.abs(stack), affine)
-            if "h5" in cfg.output.save:
-                write_h5(run_dir / "recon" / f"{stem}_{label}.h5", {"reconstruction": stack},
-                         {"slices": [r["slice"] for r in recs], "method": label, "source": volume})
+            row = {"volume": volume, "method": label, "slices": len(recs), "data_range": drange, "status": "ok",
+                   **volume_metrics(ests, refs, drange, metrics)}
+            undefined = {m: "undefined for this volume" for m in metrics if row[m] is None}
+            if undefined:
+                row["undefined"] = undefined
+            out.append(row)
+    return out
 
 
 def _measurement_summary(records: list[dict]) -> dict:
@@ -267,94 +257,3 @@ def _measurement_summary(records: list[dict]) -> dict:
             if isinstance(first, str):
                 out[k] = first
     return out
-
-
-def aggregate(rows: list[dict], labels: list[str], metrics: list[str]) -> dict[str, dict[str, Any]]:
-    """Mean and standard deviation over cases of each metric, per method."""
-    out = {}
-    for label in labels:
-        mine = [r for r in rows if r["method"] == label]
-        if not mine:
-            continue
-        entry: dict[str, Any] = {"cases": len(mine)}
-        failed = sum(r.get("status", "ok") != "ok" for r in mine)
-        if failed:
-            entry["failed"] = failed
-        for key in [*metrics, "seconds", "coverage_2sigma"]:
-            vals = [r[key] for r in mine if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
-            if vals:
-                entry[key] = float(np.mean(vals))
-                entry[f"{key}_std"] = float(np.std(vals))
-        out[label] = entry
-    return out
-
-
-def _fmt(metric: str, value: float) -> str:
-    if metric == "psnr":
-        return f"{value:.2f}"
-    if metric == "ssim":
-        return f"{value:.4f}"
-    if metric == "nmse":
-        return f"{value:.3e}"
-    return f"{value:.2f}"
-
-
-def summary_table(report: dict, metrics: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (mean ± std) of the aggregate table, for Markdown and the CLI."""
-    extra = ["coverage_2sigma"] if any("coverage_2sigma" in e for e in report["summary"].values()) else []
-    names = {"psnr": "PSNR (dB)", "ssim": "SSIM", "nmse": "NMSE"}
-    header = ["method", *[names[m] for m in metrics], "s/case", *["2σ coverage"] * len(extra), "cases"]
-    body = []
-    for label, e in report["summary"].items():
-        cells = [label if not e.get("failed") else f"{label} (failed on {e['failed']} of {e['cases']})"]
-        for m in [*metrics, "seconds", *extra]:
-            if m in e and m in ("nmse", "coverage_2sigma"):
-                cells.append(_fmt(m, e[m]))
-            elif m in e:
-                cells.append(f"{_fmt(m, e[m])} ± {_fmt(m, e[m + '_std'])}")
-            else:
-                cells.append("-")
-        cells.append(str(e["cases"]))
-        body.append(cells)
-    return header, body
-
-
-def best_methods(report: dict, metric: str) -> list[str]:
-    s = report["summary"]
-    vals = {k: v[metric] for k, v in s.items() if metric in v}
-    if not vals:
-        return []
-    best = (max if HIGHER_IS_BETTER[metric] else min)(vals.values())
-    return [k for k, v in vals.items() if v == best]
-
-
-def _write_reports(run_dir: Path, report: dict, metrics: list[str], cfg) -> None:
-    from .io.writers import write_json, write_text
-
-    write_json(run_dir / "report.json", report)
-    buf = io.StringIO()
-    fields = ["case", "method", *metrics, "seconds", "data_range", "iterations", "nfe", "coverage_2sigma",
-              "peak_memory_mb"]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    for row in report["rows"]:
-        writer.writerow(row)
-    write_text(run_dir / "report.csv", buf.getvalue())
-    header, body = summary_table(report, metrics)
-    lines = [
-        f"# genrecon report: {run_dir.name}",
-        "",
-        f"- modality: {report['modality']}, cases: {report['cases']}",
-        "- measurement: " + ", ".join(f"{k} = {_short(v)}" for k, v in report["measurement"].items()),
-        f"- conventions: {report['conventions']}",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *["| " + " | ".join(row) + " |" for row in body],
-        "",
-    ]
-    write_text(run_dir / "report.md", "\n".join(lines))
-
-
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
