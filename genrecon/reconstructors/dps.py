@@ -103,6 +103,9 @@ class DPS(Reconstructor):
             ``tv_weight: 0`` the FISTA refinement is then a projected gradient method).
         intensity_scale: image units per unit of the prior's ``[0, 1]`` range (1.0 for images normalised
             to ``[0, 1]``, the pipeline default).
+        phase: the phase of complex (MRI) images, which the magnitude prior does not model: ``zero`` (real images,
+            simulated data) or ``lowres``: ``x = |x| exp(i phi)`` with ``phi`` the phase of the adjoint of the
+            Hann-windowed central k-space, estimated once per call (measured data; costs one adjoint).
         clip: clamp ``x0_hat`` to the prior's range at each step.
         init_time: where sampling starts, as a fraction of the ``steps`` grid (1: from pure noise; e.g. 0.05: the
             last 5 % of a 400-step grid, 20 network evaluations, from a noised start image; ``project`` only).
@@ -126,6 +129,7 @@ class DPS(Reconstructor):
         tv: float | None = None,
         nonneg: bool = False,
         intensity_scale: float = 1.0,
+        phase: Literal["zero", "lowres"] = "zero",
         clip: bool = True,
         init_time: float = 1.0,
         rounds: int = 1,
@@ -176,6 +180,9 @@ class DPS(Reconstructor):
         self.steps, self.zeta, self.eta, self.samples = steps, zeta, eta, samples
         self.estimate, self.consistency, self.cg_iter, self.gamma = estimate, consistency, cg_iter, gamma
         self.intensity_scale, self.clip, self.tv_weight = intensity_scale, clip, float(tv_weight)
+        if phase not in ("zero", "lowres"):
+            raise ConfigError(f"dps: phase must be 'zero' or 'lowres', got {phase!r}")
+        self.phase, self._rotor = phase, None
         self.nonneg = bool(nonneg)
         self.init_time, self.rounds, self.refine_time = float(init_time), rounds, float(refine_time)
         if isinstance(prior, torch.nn.Module):
@@ -208,9 +215,14 @@ class DPS(Reconstructor):
 
     def _to_domain(self, x_model: torch.Tensor, op) -> torch.Tensor:
         img = self.prior.to_image(x_model) * self.intensity_scale
-        return img.to(torch.complex64 if img.dtype == torch.float32 else torch.complex128) if op.complex_domain else img
+        if not op.complex_domain:
+            return img
+        img = img.to(torch.complex64 if img.dtype == torch.float32 else torch.complex128)
+        return img if self._rotor is None else img * self._rotor.to(device=img.device, dtype=img.dtype)
 
     def _from_domain(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_complex() and self._rotor is not None:
+            x = x * self._rotor.to(device=x.device, dtype=x.dtype).conj()
         img = x.real if x.is_complex() else x
         return self.prior.to_model(img / self.intensity_scale)
 
@@ -245,6 +257,12 @@ class DPS(Reconstructor):
     # -- sampling -------------------------------------------------------------------------------
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
         self._check(op)
+        self._rotor = None
+        if self.phase == "lowres" and op.complex_domain:
+            from ..priors.adapters import lowres_phase
+
+            phi = lowres_phase(y, op)
+            self._rotor = torch.polar(torch.ones_like(phi), phi)
         if y.shape[0] != 1:
             raise ShapeError(f"dps: reconstructs one case at a time, got a batch of {y.shape[0]} measurements")
         param = next(self.prior.parameters(), None)
@@ -299,8 +317,8 @@ class DPS(Reconstructor):
             if self.clip:
                 final = final.clamp(lo, hi)
             images = self._to_domain(final, op)
-        mags = images.real if images.is_complex() else images
-        self.info.update(nfe=nfe, n_samples=n, steps=self.steps, consistency=self.consistency,
+        mags = images.abs() if self._rotor is not None else images.real if images.is_complex() else images
+        self.info.update(nfe=nfe, phase=self.phase, n_samples=n, steps=self.steps, consistency=self.consistency,
                          tv_weight=self.tv_weight, rounds=self.rounds)
         self.info["tv"] = self.tv_weight  # the old key of tv_weight, kept while the parameter tv is
         if n > 1:
