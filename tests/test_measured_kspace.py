@@ -294,3 +294,28 @@ def test_generative_methods_run_on_measured_multicoil_data_with_a_lowres_phase(t
     s = json.loads((tmp_path / "run" / "report.json").read_text())["summary"]
     assert s["dps_lowres_phase"]["psnr"] > s["dps_zero_phase"]["psnr"] + 1.0
     assert np.isfinite(s["latent_inversion"]["psnr"])
+
+
+def test_an_already_undersampled_file_is_reconstructed_as_it_is_without_metrics(tmp_path, single_file):
+    path, facts = single_file
+    test_file = tmp_path / "file_brain_test.h5"
+    test_file.write_bytes(path.read_bytes())
+    cols = np.zeros(36, bool)
+    cols[::3] = True
+    cols[15:21] = True
+    with h5py.File(test_file, "r+") as f:  # as fastMRI's test/challenge files: masked k-space, a mask, no target
+        f["kspace"][...] = f["kspace"][()] * cols
+        del f["reconstruction_esc"]
+        f.create_dataset("mask", data=cols.astype(np.float32))
+    cfg = config(test_file, tmp_path / "run")
+    res = run(tmp_path, cfg)
+    assert res.exit_code == 0, res.output
+    case = tmp_path / "run" / "cases" / "file_brain_test__1"
+    assert not (case / "truth.npy").exists()
+    assert np.array_equal(np.load(case / "mask_tensor.npy")[0], cols)  # the file's mask, not a drawn one
+    assert np.load(case / "fista_tv.npy").shape == (32, 32)  # cropped to the header's reconSpace
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["measurement"]["mask"] == "file"
+    assert all(r["psnr"] is None and r["reference"] is False for r in report["rows"])
+    with h5py.File(tmp_path / "run" / "recon" / "fista_tv" / "file_brain_test.h5") as f:
+        assert f["reconstruction"].shape == (4, 32, 32)  # a prediction file for the challenge

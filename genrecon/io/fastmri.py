@@ -167,6 +167,8 @@ class FastMRILoader(Loader):
                 meta = {k: _meta_value(f.attrs[k]) for k in _ATTRS if k in f.attrs}
                 if "ismrmrd_header" in f:
                     meta["ismrmrd_header"] = _meta_value(f["ismrmrd_header"][()])
+                if "mask" in f:  # a test/challenge file: k-space already undersampled, no reference
+                    meta["file_mask"] = np.asarray(f["mask"][()]).astype(bool).reshape(-1).tolist()
             except (OSError, KeyError, RuntimeError, ValueError) as exc:
                 raise DataError(f"{source}: corrupt HDF5 file, slice {index} unreadable: {exc}") from None
 
@@ -194,6 +196,7 @@ class FastMRILoader(Loader):
             image = target
             target_desc = name
         meta.update(
+            reference=target is not None or "file_mask" not in meta,  # an undersampled file's image is no truth
             source=str(source),
             slice=int(index),
             loader="fastmri",

@@ -174,7 +174,8 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
             if callable(getattr(method, "check", None)):
                 method.check(meas.op)
         cdir.mkdir(parents=True, exist_ok=True)
-        write_npy(cdir / "truth.npy", _to_numpy(meas.x_true))
+        if meas.x_true is not None:  # None: an already undersampled file, reconstructed without a reference
+            write_npy(cdir / "truth.npy", _to_numpy(meas.x_true))
         write_npy(cdir / "adjoint.npy", _to_numpy(_eval_grid(meas.op.adjoint(meas.y), meas)))
         for key_info, value in meas.info.items():
             if isinstance(value, torch.Tensor) and value.numel() > 1:
@@ -191,6 +192,9 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
             "normalisation": case.meta.get("normalisation"),
             "affine": case.meta.get("slice_affine") or case.meta.get("affine"),
         }
+        case_record["reference"] = meas.x_true is not None
+        if meas.x_true is None:
+            whole_max[ref.volume] = None
         if ref.volume not in whole_max:  # data_range volume_max: the whole volume's, not the selection's
             whole_max[ref.volume] = whole_volume_max(cfg, loader, ref, volume_scale)
         if whole_max[ref.volume] is not None:

@@ -142,7 +142,7 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
     if not records and not reader.unreadable:
         raise DataError(f"{run_dir}: no finished case of its config.yaml to evaluate"
                         + (f" ({len(stale)} stale result(s) of other settings)" if stale else ""))
-    truths = {r["key"]: reader.array(r["dir"] / "truth.npy", ev.crop) for r in records}
+    truths = {r["key"]: reader.array(r["dir"] / "truth.npy", ev.crop) for r in records if r.get("reference", True)}
     estimates = {(r["key"], label): reader.array(r["dir"] / f"{label}.npy", ev.crop)
                  for r in records for label, m in r["methods"].items() if m.get("status", "ok") == "ok"}
     stds = {(r["key"], label): reader.array(p, ev.crop) for r in records for label in r["methods"]
@@ -155,6 +155,8 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
     by_volume: dict[str, list[np.ndarray]] = {}
     stored: dict[str, list[float | None]] = {}  # the whole volume's maximum, recorded by the pipeline
     for r in records:
+        if r["key"] not in truths:
+            continue
         by_volume.setdefault(r["volume"], []).append(truths[r["key"]])
         same_crop = r.get("volume_max_crop", "unset") == ev.crop
         stored.setdefault(r["volume"], []).append(r.get("volume_max") if same_crop else None)
@@ -162,8 +164,9 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
     rows = []
     metrics = list(ev.metrics)
     for r in sorted(records, key=lambda r: (r["volume"], r["slice"])):
-        truth = truths[r["key"]]
-        drange = data_range_of(ev.data_range, truth, by_volume[r["volume"]], whole_max.get(r["volume"]))
+        truth = truths.get(r["key"])  # None: no reference (an already undersampled file): outputs, no metrics
+        drange = None if truth is None else data_range_of(ev.data_range, truth, by_volume[r["volume"]],
+                                                          whole_max.get(r["volume"]))
         shown_estimates = {}
         for label in labels:
             mrec = r["methods"].get(label)
@@ -174,6 +177,9 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
             if row["status"] != "ok":
                 row.update({m: None for m in metrics})
                 row["reason"] = mrec.get("reason", "failed")
+            elif truth is None:
+                shown_estimates[label] = estimates[(r["key"], label)]
+                row.update({m: None for m in metrics}, reference=False)
             else:
                 est = estimates[(r["key"], label)]
                 shown_estimates[label] = est
@@ -185,7 +191,7 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
                 if extra in mrec:
                     row[extra] = mrec[extra]
             rows.append(row)
-        if write and "png" in cfg.output.save and shown_estimates:
+        if write and "png" in cfg.output.save and shown_estimates and truth is not None:
             from ..figures import case_panel
 
             panel_stds = {lab: stds[(r["key"], lab)] for lab in shown_estimates if (r["key"], lab) in stds}
@@ -226,7 +232,8 @@ def _volume_rows(records, truths, estimates, labels, metrics, ev, whole_max) -> 
     a method missing or failed on any slice of the volume is left out of that volume."""
     by_volume: dict[str, list[dict]] = {}
     for r in records:
-        by_volume.setdefault(r["volume"], []).append(r)
+        if r["key"] in truths:  # slices without a reference have nothing to score against
+            by_volume.setdefault(r["volume"], []).append(r)
     out = []
     for volume, recs in sorted(by_volume.items()):
         recs.sort(key=lambda r: r["slice"])

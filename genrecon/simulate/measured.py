@@ -57,7 +57,8 @@ def from_kspace(
 
     Returns:
         :class:`~genrecon.types.Measurement` with ``y`` ``(1, C, Hk, Wk)`` complex64, ``x_true`` the
-        reference ``(1, 1, h, w)``, ``eval_shape = (h, w)`` and ``info``: ``measurement`` ("measured"),
+        reference ``(1, 1, h, w)`` (None for an already undersampled file: its ``mask`` is used, the config's is
+        not, and there is nothing to score against), ``eval_shape = (h, w)`` and ``info``: ``measurement`` ("measured"),
         ``acceleration`` (achieved), ``mask``, ``coils``, ``mask_tensor``, and for multi-coil ``coil_maps``
         (the estimated maps, saved with the outputs) and ``coil_maps_method``.
     """
@@ -72,10 +73,18 @@ def from_kspace(
     h, w = ref.shape[-2:]
     if h > hk or w > wk:
         raise DataError(f"case '{case.key}': the reference image {h}x{w} is larger than the k-space grid {hk}x{wk}")
-    m = MASKS.build(mask["name"], {a: b for a, b in mask.items() if a != "name"})((hk, wk), generator)
+    file_mask = case.meta.get("file_mask")
+    if file_mask is not None:  # already undersampled (fastMRI test/challenge files): reconstructed as it is
+        cols = torch.tensor(file_mask, dtype=torch.bool)
+        if cols.numel() != wk:
+            raise DataError(f"case '{case.key}': the file's mask has {cols.numel()} entries for {wk} k-space columns")
+        m, mask_name = cols.expand(hk, wk).clone(), "file"
+    else:
+        m = MASKS.build(mask["name"], {a: b for a, b in mask.items() if a != "name"})((hk, wk), generator)
+        mask_name = mask["name"]
     k = k.to(device=device, dtype=torch.complex64)
     info: dict[str, Any] = {"measurement": "measured", "acceleration": achieved_acceleration(m),
-                            "mask": mask["name"], "coils": int(k.shape[0]), "mask_tensor": m.detach().cpu()}
+                            "mask": mask_name, "coils": int(k.shape[0]), "mask_tensor": m.detach().cpu()}
     if k.shape[0] == 1:
         op = SingleCoilMRI(m).to(device)
     else:
@@ -83,8 +92,7 @@ def from_kspace(
         op = MultiCoilMRI(maps, m).to(device)
         info.update(coil_maps=maps.detach().cpu(), coil_maps_method=coil_maps)
     y = (k * op.mask)[None]
-    x_true = ref.to(device)[None]
-    x_true = x_true.to(torch.complex64) if not x_true.is_complex() else x_true.to(torch.complex64)
+    x_true = ref.to(device)[None].to(torch.complex64) if case.meta.get("reference", True) else None
     return Measurement(y=y, op=op, x_true=x_true, info=info, eval_shape=(int(h), int(w)))
 
 
