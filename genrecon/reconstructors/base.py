@@ -35,6 +35,8 @@ class Reconstructor:
 
     #: modalities the method supports; the config validator refuses others
     modalities: tuple[str, ...] = ("mri", "ct")
+    #: whether one call reconstructs a batch ``(B > 1, ...)`` of independent measurements
+    supports_batch: bool = True
 
     def __init__(self) -> None:
         self.info: dict[str, Any] = {}
@@ -48,7 +50,16 @@ class Reconstructor:
         generator: torch.Generator | None = None,
         callback: Callable[[int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
-        """Reconstruct ``x`` of shape ``(B, *op.domain_shape)`` from ``y`` of shape ``(B, *op.range_shape)``."""
+        """Reconstruct ``x`` of shape ``(B, *op.domain_shape)`` from ``y`` of shape ``(B, *op.range_shape)``.
+
+        ``callback(step, estimate)``, if given, receives image-space estimates ``(B', *op.domain_shape)`` in the
+        domain's dtype (every method follows this contract; :func:`genrecon.testing.check_reconstructor`).
+        """
+        if not self.supports_batch and y.shape[0] != 1:
+            from ..errors import ShapeError
+
+            raise ShapeError(f"{type(self).__name__}: reconstructs one measurement per call, got a batch of "
+                             f"{y.shape[0]}")
         self.info = {}
         return self.reconstruct(y, op, x0=x0, generator=generator, callback=callback)
 

@@ -113,6 +113,9 @@ class DPS(Reconstructor):
         refine_time: the start time of the rounds after the first (fraction of the ``steps`` grid).
     """
 
+    #: one measurement per call (the samples of one case are the batch)
+    supports_batch = False
+
     def __init__(
         self,
         *,
@@ -310,8 +313,8 @@ class DPS(Reconstructor):
             for i in range(first, self.steps):
                 x, x0_hat = self._step(x, ts[i], ts[i + 1], yb, op, aty, lip, tv_prox, (lo, hi), gen)
                 nfe += 1
-                if callback is not None:
-                    callback(nfe, x0_hat)
+                if callback is not None:  # the contract: an image-space estimate
+                    callback(nfe, self._to_domain(x0_hat, op))
             # the terminal state is x0 (the last step goes to the clean time)
             final = x.detach()
             if self.clip:

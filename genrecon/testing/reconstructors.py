@@ -34,7 +34,8 @@ def check_reconstructor(method: Reconstructor, *, modality: str = "mri", size: i
     It must follow the class contract (:func:`~genrecon.reconstructors.base.plugin_problems`), accept the
     operator (``check``), return ``(B, *op.domain_shape)`` in the domain's kind (complex for MRI) with finite
     values, give the same result for the same generator seed without touching torch's global RNG, leave a
-    dict in ``info``, and call ``callback(step, estimate)`` (if it calls it) with image-shaped estimates.
+    dict in ``info``, call ``callback(step, estimate)`` (if it calls it) with image-space estimates (the
+    domain's shape and dtype), and, when it declares ``supports_batch``, reconstruct a batch of two.
 
     Returns:
         ``{"callback_calls": ..., "info_keys": [...]}``.
@@ -47,7 +48,7 @@ def check_reconstructor(method: Reconstructor, *, modality: str = "mri", size: i
     calls: list[tuple[int, tuple]] = []
 
     def callback(step, estimate):
-        calls.append((step, tuple(estimate.shape)))
+        calls.append((step, tuple(estimate.shape), estimate.is_complex()))
 
     state = torch.random.get_rng_state()
     a = method(y, op, generator=torch.Generator().manual_seed(7), callback=callback)
@@ -59,7 +60,13 @@ def check_reconstructor(method: Reconstructor, *, modality: str = "mri", size: i
     assert bool(torch.isfinite(torch.view_as_real(a) if a.is_complex() else a).all()), "the result is not finite"
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), "the same generator seed gave different results"
     assert isinstance(method.info, dict), "info must be a dict after a call"
-    for step, shape in calls:
+    for step, shape, is_complex in calls:
         assert isinstance(step, int), f"callback step must be an int, got {type(step).__name__}"
-        assert shape[-2:] == tuple(op.domain_shape[-2:]), f"callback estimate of shape {shape} is not an image"
+        assert shape[1:] == tuple(op.domain_shape), f"callback estimate of shape {shape} is not an image"
+        assert is_complex == op.complex_domain, "the callback estimate is not in the image domain's dtype"
+    if method.supports_batch:  # two measurements in one call: one result each, the first as alone
+        y2 = torch.cat([y, 0.5 * y])
+        batch = method(y2, op, generator=torch.Generator().manual_seed(7))
+        assert tuple(batch.shape) == (2, *op.domain_shape), f"a batch of 2 gave shape {tuple(batch.shape)}"
+        assert bool(torch.isfinite(torch.view_as_real(batch) if batch.is_complex() else batch).all())
     return {"callback_calls": len(calls), "info_keys": sorted(method.info)}
