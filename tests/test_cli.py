@@ -274,6 +274,8 @@ def test_measured_sinogram_file_round_trip_nan_and_shape_errors(tmp_path):
     a = json.loads((tmp_path / "sim" / "report.json").read_text())["rows"]
     b = json.loads((tmp_path / "measured" / "report.json").read_text())["rows"]
     assert [r["psnr"] for r in a] == pytest.approx([r["psnr"] for r in b], abs=1e-3)
+    assert json.loads((tmp_path / "measured" / "report.json").read_text())["measurement"]["measurement"] == "measured"
+    assert json.loads((tmp_path / "sim" / "report.json").read_text())["measurement"]["measurement"] == "simulated"
     # NaN in the file: exit 1, one line naming the file, no reconstruction written
     bad = np.stack(sinos)
     bad[1, 3, 4] = np.nan

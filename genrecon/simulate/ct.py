@@ -359,7 +359,7 @@ def simulate(case: Case, cfg: Config, *, generator: torch.Generator, device="cpu
     scale = op.scale
     p = clean.detach().to("cpu", torch.float64) / scale  # physical line integrals
     noise = cfg.noise
-    info: dict = {}
+    info: dict = {"measurement": "measured" if cfg.sinogram is not None else "simulated"}
     if cfg.sinogram is not None:
         p_noisy = measured_sinogram(cfg.sinogram, case, tuple(p.shape[-2:]))
         info["measured"] = cfg.sinogram
