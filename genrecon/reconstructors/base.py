@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -110,3 +111,41 @@ def plugin_problems(name: str, obj: Any) -> list[str]:
         problems.append(f"its constructor must take keyword parameters (they are the YAML params), not "
                         f"positional-only ones: {', '.join(positional)}")
     return [*problems, fix] if problems else []
+
+
+def renamed_parameter(who: str, new: str, value: Any, old: str, old_value: Any, default: Any,
+                      problems: list[str], *, scale: float = 1.0, relation: str = "") -> tuple[Any, str]:
+    """The value of parameter ``new``, also accepted under its old name ``old`` for one version.
+
+    The old value is converted (``old_value * scale``) and a ``DeprecationWarning`` names the key to write
+    (validation collects it and the CLI prints it); giving both names appends a problem.
+
+    Args:
+        who: the reconstructor, for messages.
+        new, value: the parameter's name and given value (None: not given).
+        old, old_value: its old name and given value (None: not given).
+        default: the value when neither is given.
+        problems: where a problem is appended.
+        scale: ``new = scale * old`` (``latent_inversion``'s ``hybrid_weight`` is twice ``tv_weight``).
+        relation: how the old name relates to the new one in messages (default: the same value).
+
+    Returns:
+        ``(value, the name it was given under)`` (for messages about its value).
+    """
+    if old_value is None:
+        return (default if value is None else value), new
+    rel = relation or new
+    if value is not None:
+        problems.append(f"{who}: {old} is the old name of {rel}: give {new} only")
+        return value, new
+    if scale != 1.0:
+        if not isinstance(old_value, (int, float)) or isinstance(old_value, bool):
+            return old_value, old  # its type is reported by the caller's checks
+        converted = old_value * scale
+        factor = f"/ {1 / scale:g}" if scale < 1 else f"x {scale:g}"
+        shown = f"{converted!r} ({old} {factor}), the same objective on fista_tv's scale"
+    else:
+        converted, shown = old_value, repr(old_value)
+    warnings.warn(f"{who}: {old} is deprecated and goes in the next version: write {new}: {shown}",
+                  DeprecationWarning, stacklevel=3)
+    return converted, old

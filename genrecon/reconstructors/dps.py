@@ -35,7 +35,6 @@ the first sample, and ``info["std"]`` holds the per-pixel standard deviation.
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import torch
@@ -45,7 +44,7 @@ from ..registry import RECONSTRUCTORS
 from ..solvers.cg import conjugate_gradient
 from ..solvers.fista import fista
 from ..solvers.tv import TVProx
-from .base import Reconstructor
+from .base import Reconstructor, renamed_parameter
 
 
 #: CG (and TV-FISTA) iterations of the data-consistent start image of ``init_time < 1``: on CT 30 views (training
@@ -164,16 +163,7 @@ class DPS(Reconstructor):
             problems.append("dps: rounds > 1 restart from data-consistent means: set consistency: project")
         if not 0 < refine_time < 1:
             problems.append(f"dps: refine_time must be in (0, 1), got {refine_time}")
-        given = "tv_weight"  # the name the weight was given under, for the messages
-        if tv is not None:
-            if tv_weight is not None:
-                problems.append("dps: tv is the old name of tv_weight: give tv_weight only")
-            else:
-                warnings.warn(f"dps: tv is deprecated and goes in the next version: write tv_weight: {tv!r}",
-                              DeprecationWarning, stacklevel=2)
-                tv_weight, given = tv, "tv"
-        if tv_weight is None:
-            tv_weight = 0.0
+        tv_weight, given = renamed_parameter("dps", "tv_weight", tv_weight, "tv", tv, 0.0, problems)
         if tv_weight < 0:
             problems.append(f"dps: {given} must be >= 0, got {tv_weight}")
         elif (tv_weight > 0 or nonneg) and consistency != "project":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 
 import torch
 
 from ..registry import RECONSTRUCTORS
 from ..solvers.fista import fista
 from ..solvers.tv import TVProx
-from .base import Reconstructor
+from .base import Reconstructor, renamed_parameter
 
 
 @RECONSTRUCTORS.register("fista_tv")
@@ -51,16 +50,7 @@ class FistaTV(Reconstructor):
         from ..errors import ConfigError
 
         problems = []
-        given = "tv_weight"  # the name the weight was given under, for the messages
-        if lam is not None:
-            if tv_weight is not None:
-                problems.append("fista_tv: lam is the old name of tv_weight: give tv_weight only")
-            else:
-                warnings.warn(f"fista_tv: lam is deprecated and goes in the next version: write tv_weight: {lam!r}",
-                              DeprecationWarning, stacklevel=2)
-                tv_weight, given = lam, "lam"
-        if tv_weight is None:
-            tv_weight = 0.01
+        tv_weight, given = renamed_parameter("fista_tv", "tv_weight", tv_weight, "lam", lam, 0.01, problems)
         if tv_weight < 0:
             problems.append(f"fista_tv: {given} must be >= 0, got {tv_weight}")
         if n_iter < 1:

@@ -80,7 +80,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,7 +96,7 @@ from ..sampling.latent import (langevin_samples, laplace_samples, latent_hessian
 from ..solvers.fista import fista
 from ..solvers.prox import soft_threshold
 from ..solvers.tv import TVProx, tv_norm
-from .base import Reconstructor
+from .base import Reconstructor, renamed_parameter
 
 WHO = "latent_inversion"
 #: most Langevin chains run at once
@@ -266,20 +265,11 @@ class LatentInversion(Reconstructor):
         number("lr", lr, positive=True)
         number("lam", lam)
         number("tol", tol)
-        if hybrid_weight is not None:  # deprecated: w = 2 tv_weight (no 1/2 on the data term)
-            if tv_weight is not None:
-                problems.append(f"{WHO}: hybrid_weight is the old name of 2 x tv_weight: give tv_weight only")
-            else:
-                number("hybrid_weight", hybrid_weight)
-                if isinstance(hybrid_weight, (int, float)) and not isinstance(hybrid_weight, bool):
-                    tv_weight = hybrid_weight / 2  # exact: self._w = 2 tv_weight gives back hybrid_weight
-                value = "hybrid_weight / 2" if tv_weight is None else f"{tv_weight!r} (hybrid_weight / 2)"
-                warnings.warn(f"{WHO}: hybrid_weight is deprecated and goes in the next version: write tv_weight: "
-                              f"{value}, the same objective on fista_tv's scale", DeprecationWarning, stacklevel=2)
-        elif tv_weight is not None:
-            number("tv_weight", tv_weight)
-        if tv_weight is None:
-            tv_weight = 0.005
+        # deprecated hybrid_weight = w = 2 tv_weight (no 1/2 on the data term); exact: self._w = 2 tv_weight
+        number("hybrid_weight" if hybrid_weight is not None and tv_weight is None else "tv_weight",
+               tv_weight if tv_weight is not None else hybrid_weight, allow_none=True)
+        tv_weight, _ = renamed_parameter(WHO, "tv_weight", tv_weight, "hybrid_weight", hybrid_weight, 0.005, problems,
+                                         scale=0.5, relation="2 x tv_weight")
         number("hybrid_warmup", hybrid_warmup)
         if isinstance(hybrid_warmup, (int, float)) and not isinstance(hybrid_warmup, bool) and hybrid_warmup > 1:
             problems.append(f"{WHO}: hybrid_warmup must be in [0, 1] (a fraction of steps), got {hybrid_warmup}")
