@@ -23,8 +23,8 @@ from numbers import Real
 
 import torch
 
-from ..errors import ConfigError, ShapeError
-from ..registry import MASKS
+from ...errors import ConfigError, ShapeError
+from ...registry import MASKS
 
 # fastMRI pairs 4x with 8% and 8x with 4% of centre lines: center_fraction * acceleration = 0.32
 _FASTMRI_CENTER_PRODUCT = 0.32

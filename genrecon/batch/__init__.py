@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, GenreconError
+from ..errors import ConfigError, GenreconError
 
 #: seconds any SLURM query may take before its answer counts as unavailable
 QUERY_TIMEOUT = 10.0
@@ -240,7 +240,7 @@ def read_jobs(slurm_dir: Path) -> list[dict]:
 
 
 def _record_job(slurm_dir: Path, record: dict) -> None:
-    from .io.writers import write_json
+    from ..io.writers import write_json
 
     jobs = read_jobs(slurm_dir) + [record]
     write_json(slurm_dir / "jobs.json", {"jobs": jobs})
@@ -270,7 +270,7 @@ class _Rollback:
         self.dirs.extend(missing)  # deepest first
 
     def write(self, path: Path, text: str, mode: int = 0o644) -> None:
-        from .io.writers import write_text
+        from ..io.writers import write_text
 
         self.files.append((path, path.read_bytes() if path.is_file() else None))
         write_text(path, text)
@@ -613,8 +613,8 @@ def submit_array(
     Returns:
         The :class:`Submission` (``job_id`` None for a dry run).
     """
-    from .config import dump_yaml, load_config
-    from .pipeline import RunLock, check_output_dir, make_loader, plan, write_run_config
+    from ..config import dump_yaml, load_config
+    from ..pipeline import RunLock, check_output_dir, make_loader, plan, write_run_config
 
     problems = _check_count("--array", n_tasks) + options.problems()
     if max_running is not None:
@@ -710,7 +710,7 @@ def submit_train(
     """
     import yaml
 
-    from .training.config import config_to_dict, load_train_config
+    from ..training.config import config_to_dict, load_train_config
 
     problems = _check_count("--nodes", nodes) + _check_count("--procs-per-node", procs_per_node) + options.problems()
     if problems:
@@ -799,8 +799,8 @@ def case_states(cfg, run_dir: Path, n_tasks: int | None = None) -> list[CaseStat
         run_dir: the run folder.
         n_tasks: array size of the latest submission (case ``k`` belongs to task ``k % n_tasks``), if any.
     """
-    from .pipeline import case_dirname, case_hash, case_key, make_loader, method_hash, plan
-    from .report import load_json
+    from ..pipeline import case_dirname, case_hash, case_key, make_loader, method_hash, plan
+    from ..report import load_json
 
     labels = cfg.labels()
     c_hash = case_hash(cfg)
@@ -846,7 +846,7 @@ def batch_status(run_dir: str | Path) -> BatchStatus:
     Args:
         run_dir: a reconstruction run folder, or a training folder submitted with :func:`submit_train`.
     """
-    from .config import load_config
+    from ..config import load_config
 
     run_dir = Path(run_dir)
     slurm = run_dir / "slurm"
