@@ -1,0 +1,1 @@
+    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
