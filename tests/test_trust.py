@@ -154,6 +154,7 @@ def test_a_second_writer_is_refused_and_shards_of_one_array_are_not(tmp_path, ho
     assert res.exit_code == 1, res.output
     assert f"pid {p.pid}" in res.output and "Traceback" not in res.output
     assert not (out / "cases").exists()
+    assert (out / ".lock").exists()  # the refused writer did not clean up the holder's (new) folder
     with pytest.raises(RunLockedError):  # a shard overlaps a whole run
         RunLock(out, 1, 2).acquire()
 

@@ -115,14 +115,16 @@ def run(
     out = Path(cfg.output.dir)
     created = not out.exists()
     written: list[bool] = []
+    lock = RunLock(out, shard_index, shard_count)
     try:
-        with RunLock(out, shard_index, shard_count):
+        with lock:
             removed = check_output_dir(cfg, overwrite=overwrite)
             if removed:
                 progress("overwritten", removed=removed)
             _run_cases(cfg, out, progress, shard_index, shard_count, written)
     except BaseException:
-        if created and not written and out.is_dir():
+        # only the writer that held the lock may clean up (another may have created the folder meanwhile)
+        if created and lock.acquired and not written and out.is_dir():
             shutil.rmtree(out, ignore_errors=True)
         raise
     if not evaluate:

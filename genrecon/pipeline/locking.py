@@ -86,6 +86,8 @@ class RunLock:
                        "since": time.strftime("%Y-%m-%dT%H:%M:%S"), "shard": list(self.shard),
                        "slurm_task": _slurm_task()}
         self.held = False
+        #: whether this lock was ever taken (a failed acquire leaves it False)
+        self.acquired = False
 
     # -- what conflicts -----------------------------------------------------------------------------
     def _conflicts(self, other: dict) -> bool:
@@ -148,6 +150,7 @@ class RunLock:
         for path, rec in self._holders():
             self.release()
             self._refuse(path, rec)
+        self.acquired = True
         return self
 
     def release(self) -> None:
