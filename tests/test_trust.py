@@ -9,32 +9,17 @@ import multiprocessing
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
-from typer.testing import CliRunner
 
 from conftest import quick_mri_config
-from genrecon.cli.main import app
 from genrecon.pipeline import RunLock, RunLockedError
 from genrecon.reconstructors.base import Reconstructor
 from genrecon.registry import RECONSTRUCTORS
-
-runner = CliRunner()
-
-
-def write_cfg(tmp_path: Path, cfg: dict, name: str = "cfg.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump(cfg))
-    return p
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from test_cli import invoke, write_cfg  # the CLI helpers of the end-to-end tests
 
 
 def strict_json(path: Path) -> dict:
