@@ -100,6 +100,24 @@ def _mri_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return vol01, affine
 
 
+#: the HU convention's attributes of a CT dataset (genrecon.conventions)
+HU_ATTRS = {"hu_offset": HU_OFFSET, "hu_scale": HU_SCALE, "hu_min": HU_MIN, "hu_max": HU_MAX}
+
+
+def _slice_sources(sources, read_volume, modality: str, normalisation: str, size: int, rule: SlabRule,
+                   created_by: str, log: Log) -> tuple[Collected, dict]:
+    """Slice every source volume (``read_volume(path) -> (vol01, affine)``) by ``rule``; the slices and the
+    dataset's common attributes."""
+    col = Collected()
+    for src in sources:
+        say(log, f"slicing {src.name} ({src.path.name})")
+        vol01, affine = read_volume(src.path)
+        slice_volume(vol01, affine, src.name, col, size=size, rule=rule, log=log)
+    attrs = common_attrs(modality, size, normalisation, [s.as_dict() for s in sources],
+                         "; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})), rule, created_by, col.stats)
+    return col, attrs
+
+
 def build_brain_mri_dataset(sources: Sequence[Source], out: Path | str, *, size: int = 128,
                             rule: SlabRule = BRAIN_SLABS, log: Log = None) -> dict[str, int]:
     """Write ``brain-mri-<size>.h5`` from T1 NIfTI volumes in MNI space (see :mod:`genrecon.data_prep`).
@@ -107,15 +125,8 @@ def build_brain_mri_dataset(sources: Sequence[Source], out: Path | str, *, size:
     Returns:
         ``{"train": n_train, "val": n_val}``.
     """
-    col = Collected()
-    for src in sources:
-        say(log, f"slicing {src.name} ({src.path.name})")
-        vol01, affine = _mri_volume(src.path)
-        slice_volume(vol01, affine, src.name, col, size=size, rule=rule, log=log)
-    attrs = common_attrs(
-        "mri", size, MRI_NORMALISATION, [s.as_dict() for s in sources],
-        "; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})), rule, "build_brain_mri_dataset",
-        col.stats)
+    col, attrs = _slice_sources(sources, _mri_volume, "mri", MRI_NORMALISATION, size, rule, "build_brain_mri_dataset",
+                                log)
     attrs["content"] = ("T1-weighted magnitude slices, axial/coronal/sagittal, from templates in MNI space: "
                         "MNI152 is a 152-subject average; ch2 and ch2better are the same single subject "
                         "(Colin27), so the slabs are in world mm and hold out the same anatomy in both")
@@ -136,16 +147,8 @@ def build_head_ct_dataset(sources: Sequence[Source], out: Path | str, *, size: i
     Returns:
         ``{"train": n_train, "val": n_val}``.
     """
-    col = Collected()
-    for src in sources:
-        say(log, f"slicing {src.name} ({src.path.name})")
-        vol01, affine = _ct_volume(src.path)
-        slice_volume(vol01, affine, src.name, col, size=size, rule=rule, log=log)
-    attrs = common_attrs(
-        "ct", size, CT_NORMALISATION, [s.as_dict() for s in sources],
-        "; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})), rule, "build_head_ct_dataset",
-        col.stats)
-    attrs.update({"hu_offset": HU_OFFSET, "hu_scale": HU_SCALE, "hu_min": HU_MIN, "hu_max": HU_MAX,
+    col, attrs = _slice_sources(sources, _ct_volume, "ct", CT_NORMALISATION, size, rule, "build_head_ct_dataset", log)
+    attrs.update({**HU_ATTRS,
                   "content": "head CT: axial slices plus coronal and sagittal reformats of the volume "
                              "resampled to isotropic voxels (linear interpolation along z)"})
     return write_dataset_h5(out, col, attrs)

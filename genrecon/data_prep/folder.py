@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError, DataError
-from .datasets import common_attrs, write_dataset_h5
+from .datasets import HU_ATTRS, common_attrs, write_dataset_h5
 from .progress import Log
 from .readers import is_dicom, read_dicom_series, read_fastmri, read_nifti, read_npy_stack, stack_images
 from .slabs import DEFAULT_SLABS, SlabRule
 from .slicing import Collected, slice_stack, slice_volume
-from .volumes import (CT_NORMALISATION, HU_MAX, HU_MIN, HU_OFFSET, HU_SCALE, MRI_NORMALISATION, ORIENTATIONS,
-                      normalise_ct, normalise_mri, resample_isotropic, to_canonical)
+from .volumes import (CT_NORMALISATION, MRI_NORMALISATION, ORIENTATIONS, normalise_ct, normalise_mri, resample_isotropic, to_canonical)
 
 _IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -133,5 +132,5 @@ def build_dataset_from_folder(folder: Path | str, out: Path | str, *, modality: 
     attrs["split_rule"] = rule_text
     attrs["input_folder"] = str(folder)
     if normalisation == "hu":
-        attrs.update({"hu_offset": HU_OFFSET, "hu_scale": HU_SCALE, "hu_min": HU_MIN, "hu_max": HU_MAX})
+        attrs.update(HU_ATTRS)
     return write_dataset_h5(out, col, attrs)
