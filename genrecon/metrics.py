@@ -1,7 +1,8 @@
-"""Image quality metrics on magnitude images, with an explicit ``data_range``.
+"""Image quality metrics on magnitudes of complex images and on real images as they are, with an explicit ``data_range``.
 
 Conventions (stated in every report):
-- metrics compare magnitudes ``|x|`` of the estimate and the reference (complex MRI images included);
+- metrics compare magnitudes ``|x|`` of complex images (MRI) and real images as they are (CT: a negative
+  undershoot counts as error, it is not folded to ``|x|``);
 - ``data_range`` is a required number: the pipeline derives it from the config's rule — ``volume_max``
   (fastMRI: the maximum of the reference over the whole volume), ``max`` (the reference slice's maximum),
   ``range`` (DIVal: reference max - min over the volume) or a fixed value;
@@ -49,7 +50,7 @@ def nmse(x, ref, data_range: float | None = None) -> float:
 
 
 def ssim(x, ref, data_range: float) -> float:
-    """Structural similarity (scikit-image, 7x7 uniform window) of 2-D magnitude images."""
+    """Structural similarity (scikit-image, 7x7 uniform window) of 2-D images (magnitudes of complex ones)."""
     from skimage.metrics import structural_similarity
 
     a, b = _pair(x, ref)

@@ -11,7 +11,7 @@ Methods: zero-filled (MRI) / FBP ramp (CT), ``fista_tv`` (lam tuned on training 
 over slices; seconds per slice; NFE; 2-sigma coverage of the per-pixel std map (fraction of pixels with
 ``|mean - truth| <= 2 std``, methods with ``samples > 1``); peak memory (CUDA allocations, or the CPU's
 resident set size). The settings, defaults and per-slice measurement are those of ``genrecon benchmark
-generative`` (``genrecon/benchmark/generative.py``); this script adds tuning and the --generator option.
+generative`` (``benchmarks/configs/generative/``); this script adds tuning and the --generator option.
 
 ``--tune`` first picks FISTA-TV's lam per setting and runs a small DPS grid on TRAINING slices
 (``train/images``), prints the choices and uses them for the val run.
@@ -37,23 +37,81 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genrecon.benchmark.common import mean_std  # noqa: E402  (shared with the generative suite)
-from genrecon.benchmark.generative import (  # noqa: E402  (settings and helpers shared with `genrecon benchmark`)
-    DPS_GRAD,
-    DPS_PROJECT,
-    DPS_SETTINGS,
-    FISTA_ITER,
-    LAM_DEFAULT,
-    LAM_GRID,
-    MU_PER_UNIT,
-    SETTINGS,
-    ZETA,
-    run_method,
-    simulate,
-)
+from genrecon.benchmark.common import PeakMemory, mean_std  # noqa: E402  (shared with the generative suite)
+from genrecon.benchmark.generative import SETTINGS as SETTING_NAMES  # noqa: E402
+from genrecon.benchmark.generative import method_params, setting_config  # noqa: E402
 from genrecon.benchmark.images import held_out  # noqa: E402
 
 DATA_DIR = ROOT / "data/prepared"
+
+# The settings and tuned values are those of the generative suite's configs (benchmarks/configs/generative/,
+# the README there says where each value comes from); this script re-tunes them on training slices.
+SETTINGS = {s: (setting_config(s)["simulate"]["modality"], setting_config(s)["simulate"]) for s in SETTING_NAMES}
+#: settings where DPS runs (16x and 15 views are latent-inversion settings)
+DPS_SETTINGS = tuple(s for s in SETTING_NAMES if "dps" in method_params(s))
+LAM_DEFAULT = {s: method_params(s)["fista_tv"][1]["tv_weight"] for s in SETTING_NAMES}
+FISTA_ITER = method_params("mri8")["fista_tv"][1]["n_iter"]
+MU_PER_UNIT = SETTINGS["ct30"][1]["hu_to_mu"]["mu_per_unit"]
+#: gradient-DPS step size per modality (it acts on model-space gradients that scale with intensity_scale)
+ZETA = {"mri": method_params("mri8")["dps"][1]["zeta"], "ct": method_params("ct30")["dps"][1]["zeta"]}
+DPS_GRAD = {k: method_params("mri8")["dps"][1][k] for k in ("steps", "eta")}
+DPS_PROJECT = {k: method_params("mri8")["dps_project"][1][k] for k in ("consistency", "steps", "eta", "gamma", "cg_iter")}
+#: FISTA-TV weight grids for tuning (MRI: image units in [0, 1]; CT: mu units, ||A|| = 1)
+LAM_GRID = {"mri": [5e-4, 1e-3, 2e-3, 5e-3, 1e-2], "ct": [2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4]}
+
+
+def dps_tv_params(setting: str) -> dict:
+    """What ``dps_project_tv`` adds to :data:`DPS_PROJECT` in ``setting``'s config (tv_weight, schedule)."""
+    params = method_params(setting)["dps_project_tv"][1]
+    return {k: v for k, v in params.items() if k not in ("prior", "samples", "intensity_scale")
+            and (k not in DPS_PROJECT or DPS_PROJECT[k] != v)}
+
+
+def simulate(setting: str, key: str, image: torch.Tensor, seed: int, device):
+    """The measurement of one slice: ``(y, op, truth (1, 1, H, W) in image units, intensity scale)``."""
+    from genrecon.errors import ConfigError
+    from genrecon.schema import parse
+    from genrecon.simulate import ct as ct_sim
+    from genrecon.simulate import mri as mri_sim
+    from genrecon.types import Case
+
+    modality, raw = SETTINGS[setting]
+    module = mri_sim if modality == "mri" else ct_sim
+    problems: list[str] = []
+    cfg = parse(module.Config, raw, "simulate", problems)
+    if problems:
+        raise ConfigError(problems)
+    m = module.simulate(Case(key, image, {"units": "normalised"}), cfg, generator=torch.Generator().manual_seed(seed),
+                        device=device)
+    scale = 1.0 if modality == "mri" else MU_PER_UNIT
+    return m.y, m.op, image[None].to(device), scale
+
+
+def run_method(name: str, params: dict, y, op, truth, scale: float, seed: int, device, cache: dict) -> dict:
+    """Reconstruct one measurement: ``psnr``, ``ssim`` (data range 1, image units; CT values as they are),
+    ``seconds``, ``nfe``, ``coverage`` (2-sigma, with a std map) and ``peak_mb``."""
+    from genrecon.metrics import coverage, psnr, ssim
+    from genrecon.registry import RECONSTRUCTORS
+
+    key = (name, json.dumps(params, sort_keys=True, default=str))
+    if key not in cache:  # a prior is loaded once per configuration
+        recon = RECONSTRUCTORS.build(name, params)
+        cache[key] = recon.to(device) if hasattr(recon, "to") else recon
+    recon = cache[key]
+    with PeakMemory(device) as mem:
+        t0 = time.perf_counter()
+        with torch.enable_grad() if name in ("dps", "latent_inversion") else torch.no_grad():
+            x = recon(y, op, generator=torch.Generator().manual_seed(seed + 1))
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+    est = (x.detach().abs() if x.is_complex() else x.detach()) / scale
+    row = {"psnr": psnr(est, truth, 1.0), "ssim": ssim(est, truth, 1.0), "seconds": seconds,
+           "nfe": recon.info.get("nfe", recon.info.get("iterations", 0)), "coverage": None, "peak_mb": mem.mib}
+    std = recon.info.get("std")
+    if isinstance(std, torch.Tensor):
+        row["coverage"] = coverage(est, truth, std.detach() / scale)
+    return row
 PRIORS = {
     "mri": ROOT / "genrecon/data/priors/brain-mri-128-diffusion.pt",
     "ct": ROOT / "genrecon/data/priors/head-ct-128-diffusion.pt",

@@ -49,9 +49,7 @@ def reconstruct(setting: str, variant: str, samples: int, seed: int) -> dict:
               "intensity_scale": 1.0 if modality == "mri" else bd.MU_PER_UNIT}
     params.update({"zeta": bd.ZETA[modality], **bd.DPS_GRAD} if variant == "grad" else bd.DPS_PROJECT)
     if variant == "project_tv":
-        from genrecon.benchmark.generative import dps_tv_params
-
-        params.update(dps_tv_params(setting))
+        params.update(bd.dps_tv_params(setting))
     dps = RECONSTRUCTORS.build("dps", params)
     with torch.no_grad():
         x_tv = tv(y, op).abs() / scale

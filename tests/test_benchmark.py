@@ -93,7 +93,7 @@ def test_smoke_suite_writes_json_results_and_plots_with_sane_values(tmp_path, re
     dps = [r for r in gen if r["method"].startswith("dps")]
     assert dps and all(0 <= r["coverage"] <= 1 for r in dps)
     # 2 steps each; CT's project+tv runs 5 rounds, each of the one step after its late start
-    assert all(r["nfe"] == (5 if (r["method"], r["setting"]) == ("dps project+tv", "ct30") else 2) for r in dps)
+    assert all(r["nfe"] == (5 if (r["method"], r["setting"]) == ("dps_project_tv", "ct30") else 2) for r in dps)
     missing_gen = [r for r in doc["parts"]["generative"]["records"] if "missing" in r]
     assert all(r["method"].startswith("latent") and "head-ct-128-generator" in r["missing"] for r in missing_gen)
 

@@ -33,7 +33,6 @@ OVERSIZE = {
     "genrecon/reconstructors/latent_inversion.py": 700,
     "genrecon/operators/ct.py": 573,
     "genrecon/training/loop.py": 465,
-    "genrecon/benchmark/generative.py": 464,
     "genrecon/priors/schedules.py": 449,
     "genrecon/benchmark/common.py": 408,
     "genrecon/simulate/ct.py": 401,

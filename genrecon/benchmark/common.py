@@ -324,7 +324,7 @@ def metric_conventions(*, data_range: str, magnitude: bool, crop: str = "none (t
     """The metric conventions printed with every quality table, so numbers can be compared across reports."""
     parts = [
         "PSNR = 10 log10(data_range^2 / MSE); SSIM: scikit-image, 7x7 uniform window (as fastMRI's evaluation)",
-        "metrics on magnitude images |x| (complex MRI estimates included)" if magnitude
+        "metrics on magnitudes |x| of complex images (MRI), real images as they are (CT)" if magnitude
         else "metrics on the real image (no magnitude, no clipping)",
         f"data_range: {data_range}",
         f"cropping: {crop}",

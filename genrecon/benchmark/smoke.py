@@ -20,8 +20,8 @@ PLANS = {
     "classical": lambda: classical.Plan(size=64, resize="resize", mri_slices=(2,), ct_slices=(2,), phantom=True,
                                         accelerations=(4,), ct_settings=(("30 views", 30, 180.0),), n_iter=20,
                                         mri_lams=(1e-2,), ct_lams=(1e-4,)),
-    "generative": lambda: generative.Plan(settings=("mri8", "ct30"), slices=1, source="bundled", dps_steps=2,
-                                          latent={**generative.LATENT, "restarts": 1, "steps": 3}, samples=2),
+    "generative": lambda: generative.Plan(settings=("mri8", "ct30"), source="bundled", dps_steps=2,
+                                          latent={"restarts": 1, "steps": 3}, samples=2),
     "scaling": lambda: scaling.Plan(sizes=(32, 64), batches=(1, 2), n_iter=3),
 }
 MODULES = {"operators": operators, "classical": classical, "generative": generative, "scaling": scaling}

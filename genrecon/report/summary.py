@@ -22,7 +22,7 @@ def convention_text(ev) -> str:
     agg = ("; per volume as fastMRI's evaluate (PSNR, NMSE over the volume's voxels, SSIM the mean of its slices), "
            "mean ± std over volumes" if getattr(ev, "aggregate", "slice") == "volume" else
            "; mean ± std over slices")
-    return f"metrics on magnitude images; data_range = {rng}; SSIM: scikit-image, 7x7 uniform window{crop}{agg}"
+    return f"metrics on magnitudes of complex images, real images as they are; data_range = {rng}; SSIM: scikit-image, 7x7 uniform window{crop}{agg}"
 
 
 def aggregate(rows: list[dict], labels: list[str], metrics: list[str]) -> dict[str, dict[str, Any]]:
