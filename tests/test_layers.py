@@ -34,7 +34,6 @@ OVERSIZE = {
     "genrecon/operators/ct.py": 573,
     "genrecon/training/loop.py": 465,
     "genrecon/priors/schedules.py": 449,
-    "genrecon/benchmark/common.py": 408,
     "genrecon/simulate/ct.py": 401,
 }
 LIMIT = 400

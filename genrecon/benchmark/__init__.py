@@ -23,7 +23,8 @@ from typing import Any
 
 from ..errors import ConfigError, DataError
 from ..registry import did_you_mean
-from .common import Log, Options, no_log, write_json
+from ..io.writers import write_json
+from .common import Log, Options, no_log
 from .results import write_results
 
 SUITES = ("operators", "classical", "generative", "scaling", "smoke")

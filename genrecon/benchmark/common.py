@@ -1,7 +1,7 @@
 """What every benchmark suite shares: options, machine description, timing, peak memory, tables, JSON.
 
 A suite returns a *document* (a JSON-serialisable dict) with the machine it ran on, its settings, raw
-``records`` (one dict per measurement) and ready-to-print ``tables``; :func:`write_json` stores it
+``records`` (one dict per measurement) and ready-to-print ``tables``; :func:`genrecon.io.writers.write_json` stores it
 atomically as ``<out>/<suite>.json`` and :mod:`genrecon.benchmark.results` renders every document found in
 the folder into ``RESULTS.md``.
 
@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -28,7 +27,6 @@ from typing import Any, Callable
 
 import torch
 
-from ..io.atomic import atomic_write
 
 #: a progress callback: the CLI prints the lines, library code never does
 Log = Callable[[str], None]
@@ -362,47 +360,3 @@ def new_document(suite: str, title: str, opts: Options, settings: dict[str, Any]
         "plots": [],
         "missing": [],
     }
-
-
-def _jsonable(obj):
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    return str(obj)
-
-
-def _finite(obj):
-    """Replace nan/inf floats by None (JSON has no nan)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def write_json(path: Path, doc: dict[str, Any]) -> Path:
-    """Write ``doc`` to ``path`` atomically (nan and inf become null)."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(_finite(doc), indent=1, default=_jsonable) + "\n", encoding="utf-8")
-    return Path(path)
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import machine_line, write_text
+from ..io.writers import write_text
+from .common import machine_line
 
 ORDER = ("operators", "classical", "generative", "scaling", "smoke")
 
