@@ -30,10 +30,8 @@ RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 #: modules over the ~400-line limit when the contract was written (2026-12-03); they may only shrink
 OVERSIZE = {
-    "genrecon/reconstructors/latent_inversion.py": 700,
     "genrecon/operators/ct.py": 573,
     "genrecon/training/loop.py": 465,
-    "genrecon/priors/schedules.py": 449,
     "genrecon/simulate/ct.py": 401,
 }
 LIMIT = 400

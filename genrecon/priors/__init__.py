@@ -9,7 +9,8 @@
 from .checkpoint import ARCHS, build_prior, load_prior, read_checkpoint, save_prior
 from .pretrained import available as available_pretrained
 from .pretrained import model_card, render_model_card, resolve_prior_path
-from .schedules import DiffusionPrior, EDMSchedule, NoiseSchedule, VPSchedule, make_schedule
+from .diffusion import DiffusionPrior
+from .schedules import EDMSchedule, NoiseSchedule, VPSchedule, make_schedule
 from .unet import UNet
 from .vae import ConvVAE, kl_divergence
 

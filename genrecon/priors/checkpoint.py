@@ -43,7 +43,7 @@ from torch import nn
 from .. import __version__
 from ..errors import CheckpointError, ConfigError
 from .pretrained import resolve_prior_path
-from .schedules import DiffusionPrior
+from .diffusion import DiffusionPrior
 from .vae import ConvVAE
 
 FORMAT = "genrecon-prior"

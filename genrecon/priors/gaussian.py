@@ -4,7 +4,7 @@ With ``x_t = a x0 + s eps`` the Tweedie denoiser is linear:
 ``E[x0 | x_t] = mu + a Sigma (a^2 Sigma + s^2 I)^{-1} (x_t - a mu)``, and with a linear measurement
 ``y = A x0 + n``, ``n ~ N(0, sigma_y^2 I)`` the posterior is Gaussian too:
 ``Sigma_post = (Sigma^{-1} + A^T A / sigma_y^2)^{-1}``, ``mu_post = Sigma_post (Sigma^{-1} mu + A^T y / sigma_y^2)``.
-It exposes the interface of :class:`~genrecon.priors.schedules.DiffusionPrior` (``predict``, ``schedule``,
+It exposes the interface of :class:`~genrecon.priors.diffusion.DiffusionPrior` (``predict``, ``schedule``,
 ``to_model``/``to_image``, ``image_size``, ``channels``, ``kind``), so samplers can be checked against exact
 answers. ``conditional(y, A, sigma_y)`` gives the exact *conditional* denoiser ``E[x0 | x_t, y]``.
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..priors.schedules import DiffusionPrior
+from ..priors.diffusion import DiffusionPrior
 from .config import DiffusionModel
 
 
