@@ -86,7 +86,7 @@ def representation_psnr(vae, x: torch.Tensor, gen: torch.Generator, steps: int =
 
 
 def sample_grid(prior, path: Path, gen: torch.Generator) -> None:
-    from genrecon.training.loop import save_grid
+    from genrecon.training.state import save_grid
 
     if prior.kind == "diffusion":
         images = prior.sample(16, steps=50, generator=gen)

@@ -15,7 +15,7 @@ from genrecon.errors import ConfigError, DataError, Interrupted
 from genrecon.priors import load_prior
 from genrecon.training import parse_train_config, save_grid, train_prior
 from genrecon.training.augment import augment
-from genrecon.training.loop import weights_sha256
+from genrecon.training.state import weights_sha256
 from genrecon.training.data import ShardedBatches, load_prior_data, write_prior_data
 
 
@@ -205,7 +205,7 @@ def test_save_grid(tmp_path):
 
 
 def test_cosine_learning_rate_schedule(tmp_path, tiny_h5):
-    from genrecon.training.loop import lr_at
+    from genrecon.training.state import lr_at
 
     lr, lo, warm, total = 1e-3, 1e-5, 10, 110
     ramp = [lr_at(s, lr, warm, schedule="cosine", total=total, lr_min=lo) for s in range(warm)]

@@ -6,7 +6,8 @@
 """
 
 from .config import TrainConfig, apply_overrides, config_to_dict, load_train_config, parse_train_config
-from .loop import save_grid, train_prior
+from .loop import train_prior
+from .state import save_grid
 
 __all__ = [
     "TrainConfig",

@@ -20,19 +20,13 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import json
-import math
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import yaml
-from PIL import Image
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError, Interrupted
@@ -43,58 +37,13 @@ from .data import PriorData, ShardedBatches, derive_seed, load_prior_data
 from .diffusion import DiffusionTask
 from .distributed import DistContext, setup_distributed
 from .ema import EMA
+from .state import SignalFlag, lr_at, save_grid, weights_sha256
 from .generator import GeneratorTask
 
 Progress = Callable[[int, int, dict[str, Any]], None]
 CSV_HEADER = ["step", "train_loss", "val_loss", "lr", "seconds"]
 #: config entries a resumed run must share with its checkpoint
 RESUME_FIXED = ("kind", "seed", "model", "data.size")
-
-
-def lr_at(step: int, lr: float, warmup: int, *, schedule: str = "constant", total: int = 1,
-          lr_min: float = 0.0) -> float:
-    """Learning rate of update ``step`` (0-based).
-
-    A linear warm-up ``lr (step + 1) / warmup``, then ``lr`` (``constant``) or a half cosine from ``lr`` at the end
-    of the warm-up to ``lr_min`` at update ``total`` (``cosine``).
-    """
-    if warmup > 0 and step < warmup:
-        return lr * (step + 1) / warmup
-    if schedule == "constant":
-        return lr
-    frac = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
-    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * frac))
-
-
-def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tile images ``(N, C, H, W)`` in ``[0, 1]`` (first channel) into a ``uint8`` array with ``pad``-pixel gaps."""
-    x = images.detach().float().cpu().clamp(0, 1)[:, 0].numpy()
-    n, h, w = x.shape
-    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / nrow)
-    grid = np.ones((rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.float32)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        top, left = pad + r * (h + pad), pad + c * (w + pad)
-        grid[top : top + h, left : left + w] = x[i]
-    return np.round(grid * 255).astype(np.uint8)
-
-
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Write :func:`make_grid` of ``images`` as a grayscale PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(make_grid(images, nrow), mode="L").save(path)
-    return path
-
-
-def weights_sha256(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's state (names and float32 bytes), to compare weights across runs or ranks."""
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def make_task(cfg: TrainConfig) -> DiffusionTask | GeneratorTask:
@@ -106,27 +55,6 @@ def _dotted(d: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         d = d.get(part, {}) if isinstance(d, dict) else {}
     return d
-
-
-class _SignalFlag:
-    """Turn SIGINT/SIGTERM into a flag while training (main thread only); restore the handlers after."""
-
-    def __init__(self) -> None:
-        self.name: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_SignalFlag":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.name = signal.Signals(signum).name
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class _Trainer:
@@ -340,7 +268,7 @@ class _Trainer:
         budget = None if t.max_minutes is None else t.max_minutes * 60.0
         status, lr, start_step = "completed", self.lr_for(self.step), self.step
         last_val_step = -1
-        with _SignalFlag() as flag:
+        with SignalFlag() as flag:
             while self.step < t.steps:
                 over = budget is not None and time.monotonic() - self.t_session >= budget
                 code = dist.max(2 if flag.name is not None else int(over))  # 2: signal, 1: time budget
