@@ -18,14 +18,16 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import typing
+import warnings
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, RegistryError, did_you_mean
-from .schema import coerce
+from .schema import coerce, describe, parse
 
 __all__ = ["Registry", "did_you_mean", "LOADERS", "MASKS", "OPERATORS", "RECONSTRUCTORS"]
 
@@ -112,9 +114,36 @@ class Registry:
         return text.strip().splitlines()[0] if text.strip() else ""
 
     # -- parameters -------------------------------------------------------------------------------
+    # A plugin class may declare its parameters as ``Params``, a dataclass (genrecon.schema's field metadata); they
+    # are then read, checked and listed from it (``parse_params(data, where, problems)`` on the class, if it has
+    # one, else genrecon.schema.parse). Otherwise they are the keyword parameters of its constructor.
+    def params_class(self, name: str) -> type | None:
+        """The plugin's ``Params`` dataclass, or None (its constructor's keywords are its parameters)."""
+        obj = self.get(name)
+        declared = getattr(obj, "Params", None) if inspect.isclass(obj) else None
+        return declared if inspect.isclass(declared) and dataclasses.is_dataclass(declared) else None
+
+    def describe(self, name: str) -> list[tuple[str, str, str, str]] | None:
+        """``(name, type, default, doc)`` of each parameter when the plugin declares ``Params``, else None."""
+        declared = self.params_class(name)
+        return describe(declared) if declared is not None else None
+
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
         """Keyword parameters the plugin's constructor (or function) accepts."""
         obj = self.get(name)
+        declared = self.params_class(name)
+        if declared is not None:
+            hints = typing.get_type_hints(declared)
+            out = {}
+            for f in dataclasses.fields(declared):
+                if not f.init:
+                    continue
+                default = (f.default if f.default is not dataclasses.MISSING
+                           else f.default_factory() if f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+                           else inspect.Parameter.empty)
+                out[f.name] = inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                                annotation=hints[f.name])
+            return out
         target = obj.__init__ if inspect.isclass(obj) else obj
         params = inspect.signature(target).parameters
         return {
@@ -124,11 +153,25 @@ class Registry:
         }
 
     def check_params(self, name: str, params: dict[str, Any], where: str = "params") -> list[str]:
-        """Problems with ``params`` for plugin ``name``: unknown or missing parameters (empty if fine)."""
+        """Problems with ``params`` for plugin ``name``: unknown or missing parameters (empty if fine).
+
+        With ``Params``: every problem its parser finds (types, ranges, cross-field rules), located by ``where``;
+        old parameter names are accepted silently here (their warning comes when the plugin is built)."""
         try:
             accepted = self.parameters(name)
         except RegistryError as exc:
             return [str(exc)]
+        declared = self.params_class(name)
+        if declared is not None:
+            problems: list[str] = []
+            parse_params = getattr(self.get(name), "parse_params", None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                if callable(parse_params):
+                    parse_params(dict(params), where, problems)
+                else:
+                    parse(declared, dict(params), where, problems)
+            return problems
         problems = []
         for key in params:
             if key not in accepted:
@@ -157,16 +200,22 @@ class Registry:
         parameter annotated ``int`` refuses ``2.5`` and ``"ten"`` before any work starts.
         """
         obj = self.get(name)
-        target = obj.__init__ if inspect.isclass(obj) else obj
+        declared = self.params_class(name)
+        target = declared if declared is not None else obj.__init__ if inspect.isclass(obj) else obj
         try:
             hints = typing.get_type_hints(target)
         except Exception:  # an annotation that cannot be evaluated here: the constructor checks its values
             return {}
+        if declared is not None:
+            return {f.name: hints[f.name] for f in dataclasses.fields(declared) if f.init}
         return {k: v for k, v in hints.items() if k != "return"}
 
     def build(self, name: str, params: dict[str, Any] | None = None, **extra: Any) -> Any:
-        """Instantiate plugin ``name`` with ``params`` after checking them against its signature."""
+        """Instantiate plugin ``name`` with ``params`` after checking them against its signature (a plugin with
+        ``Params`` checks them itself: one :class:`~genrecon.errors.ConfigError` lists every problem)."""
         params = dict(params or {})
+        if self.params_class(name) is not None:
+            return self.get(name)(**params, **extra)
         problems = self.check_params(name, params)
         named = [p for p in problems if p not in self.check_types(name, params)]
         if named:  # unknown or missing parameters

@@ -365,7 +365,11 @@ def test_piped_output_is_not_cut_and_json_is_offered():
     res = invoke("list", "reconstructors", "--json")
     doc = json.loads(res.stdout)
     fista = next(r for r in doc["reconstructors"] if r["name"] == "fista_tv")
-    assert {"name": "n_iter", "required": False, "default": 100} in fista["parameters"]
+    n_iter = next(p for p in fista["parameters"] if p["name"] == "n_iter")
+    assert {"name": "n_iter", "required": False, "default": 100}.items() <= n_iter.items()  # + type, doc with Params
+    dps = next(r for r in doc["reconstructors"] if r["name"] == "dps")
+    steps = next(p for p in dps["parameters"] if p["name"] == "steps")
+    assert steps["default"] == 100 and steps["type"] == "int" and "network evaluations" in steps["doc"]
 
 
 def test_deprecated_parameter_names_are_said_not_hidden(tmp_path):

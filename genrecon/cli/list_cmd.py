@@ -25,10 +25,7 @@ def list_plugins(
         raise ConfigError(f"unknown kind '{kind}'{did_you_mean(kind, kinds)}; choose all, {', '.join(kinds)}")
     chosen = {name: reg for name, reg in kinds.items() if kind in ("all", name)}
     if as_json:
-        doc = {name: [{"name": item, "doc": reg.doc(item),
-                       "parameters": [{"name": pname, "required": p.default is p.empty,
-                                       **({} if p.default is p.empty else {"default": p.default})}
-                                      for pname, p in reg.parameters(item).items()]}
+        doc = {name: [{"name": item, "doc": reg.doc(item), "parameters": _parameters(reg, item)}
                       for item in reg.names()]
                for name, reg in chosen.items()}
         typer.echo(json.dumps(doc, indent=2, default=repr))
@@ -45,3 +42,15 @@ def list_plugins(
                 params.append(f"{pname}{default}")
             table.add_row(item, reg.doc(item), ", ".join(params))
         console.print(table)
+
+
+def _parameters(reg, item: str) -> list[dict]:
+    """One entry per parameter: name, required, default; with a ``Params`` dataclass also its type and doc."""
+    rows = {row[0]: row for row in reg.describe(item) or ()}
+    out = []
+    for pname, p in reg.parameters(item).items():
+        entry = {"name": pname, "required": p.default is p.empty, **({} if p.default is p.empty else {"default": p.default})}
+        if pname in rows:
+            entry.update(type=rows[pname][1], doc=rows[pname][3])
+        out.append(entry)
+    return out

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 
+from .. import schema
+from ..errors import ConfigError
 from ..operators.base import LinearOperator
 
 
@@ -25,6 +28,30 @@ class ImageDomain:
     name: str = "the configured images"
 
 
+@dataclass(frozen=True)
+class Renamed:
+    """An old name of a :attr:`Reconstructor.Params` field, accepted for one version (``new = scale * old``).
+
+    List them in the dataclass's ``renamed`` class variable and keep the old name as a field (``None`` by default,
+    its doc starting with "deprecated"), so it stays a known key with its type checked; the new field defaults
+    to ``None`` too and ``default`` is its value when neither name is given. :meth:`Reconstructor.parse_params`
+    converts the old value with a ``DeprecationWarning`` and refuses both names at once (:func:`renamed_parameter`).
+    """
+
+    old: str
+    new: str
+    default: Any = None
+    scale: float = 1.0
+    #: how the old name relates to the new one in messages (default: the same value)
+    relation: str = ""
+
+    def given(self, params: Any) -> tuple[Any, str]:
+        """``(value, name)`` as given, before conversion: for rules in ``Params.problems()`` that must name the key
+        the user wrote (the value is None when neither name is given)."""
+        old, new = getattr(params, self.old), getattr(params, self.new)
+        return (old, self.old) if old is not None and new is None else (new, self.new)
+
+
 class Reconstructor:
     """Base class of reconstruction plugins: ``x_hat = recon(y, op)``.
 
@@ -32,15 +59,79 @@ class Reconstructor:
     implement :meth:`reconstruct`. After each call, :attr:`info` holds what the method reports: e.g.
     ``iterations``, ``nfe`` (network evaluations), ``std`` (a per-pixel standard deviation map) or
     ``samples``. Tensors in ``info`` are saved by the pipeline, scalars go to the report.
+
+    Typed parameters (optional, the built-in methods use them): declare ``Params``, a frozen dataclass whose
+    fields are the YAML ``params`` (types, defaults and ``ge``/``gt``/``le``/``lt``/``doc`` metadata as in
+    :mod:`genrecon.schema`, cross-field rules in its ``problems()``, old names in its ``renamed``). The base
+    constructor then takes them as keywords, checks them all at once with :func:`genrecon.schema.parse` (a
+    :class:`~genrecon.errors.ConfigError` lists every problem, one line each: ``<who>.<name>: ...``), keeps the
+    result in :attr:`params` and sets each field as an attribute. Config validation and ``genrecon list`` read
+    the same dataclass, so the YAML, the Python constructor and the docs cannot disagree.
+
+    Example:
+        >>> from dataclasses import dataclass, field
+        >>> class Scaled(Reconstructor):
+        ...     "x = factor A^H y."
+        ...     who = "scaled"
+        ...     @dataclass(frozen=True)
+        ...     class Params:
+        ...         factor: float = field(default=1.0, metadata={"gt": 0, "doc": "the scale"})
+        ...     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
+        ...         return self.factor * op.adjoint(y)
+        >>> Scaled(factor=2).factor
+        2.0
+        >>> Scaled(factor=-1, fcator=2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        genrecon.errors.ConfigError: 2 problems in the configuration: scaled: unknown key 'fcator' (did you mean 'factor'?); scaled.factor: must be > 0, got -1.0
     """
 
     #: modalities the method supports; the config validator refuses others
     modalities: tuple[str, ...] = ("mri", "ct")
     #: whether one call reconstructs a batch ``(B > 1, ...)`` of independent measurements
     supports_batch: bool = True
+    #: the typed parameters (a frozen dataclass), or None: the constructor's keyword parameters are the params
+    Params: ClassVar[type | None] = None
+    #: the name problems with the parameters start with (the registered name; default: the class name)
+    who: ClassVar[str] = ""
 
-    def __init__(self) -> None:
+    def __init__(self, **params: Any) -> None:
         self.info: dict[str, Any] = {}
+        cls = type(self)
+        if cls.Params is None:
+            if params:
+                raise TypeError(f"{cls.__name__}: unexpected parameters {', '.join(params)} (declare them as "
+                                "keyword parameters of its __init__, or in a Params dataclass)")
+            return
+        problems: list[str] = []
+        parsed = cls.parse_params(params, cls.who or cls.__name__, problems)
+        if problems:
+            raise ConfigError(problems)
+        #: the parsed parameters (an instance of :attr:`Params`)
+        self.params = parsed
+        old = {r.old for r in getattr(cls.Params, "renamed", ())}
+        for f in dataclasses.fields(parsed):
+            if f.name not in old:
+                setattr(self, f.name, getattr(parsed, f.name))
+
+    @classmethod
+    def parse_params(cls, data: Mapping[str, Any], where: str, problems: list[str]) -> Any:
+        """The :attr:`Params` of ``data`` (the YAML ``params``); each problem is appended to ``problems``, located
+        by ``where`` (the config path, or the method's name). Old names (``Params.renamed``) are converted with a
+        ``DeprecationWarning``. Config validation and the constructor both call this (one mechanism)."""
+        params = schema.parse(cls.Params, dict(data), where, problems)
+        renamed = getattr(cls.Params, "renamed", ())
+        if params is None or not renamed:
+            return params
+        who = cls.who or cls.__name__
+        changes = {}
+        for r in renamed:
+            found: list[str] = []
+            value, _ = renamed_parameter(who, r.new, getattr(params, r.new), r.old, getattr(params, r.old), r.default,
+                                         found, scale=r.scale, relation=r.relation)
+            problems.extend(f"{where}: {p.removeprefix(who + ': ')}" if where else p for p in found)
+            changes[r.new] = value
+        return dataclasses.replace(params, **changes)
 
     def __call__(
         self,
@@ -87,6 +178,7 @@ def plugin_problems(name: str, obj: Any) -> list[str]:
     constructor takes keyword parameters only (the YAML ``params``) and which implements
     ``reconstruct(y, op, *, x0=None, generator=None, callback=None) -> x``. Checked when the class is
     registered, built-in or from an entry point, so a wrong plugin fails with this message, not mid-run.
+    A class may instead declare its parameters as a ``Params`` dataclass (:class:`Reconstructor`).
     """
     fix = "see the README section 'Adding a method (plugins)' for a complete minimal plugin"
     if not inspect.isclass(obj):
@@ -105,6 +197,9 @@ def plugin_problems(name: str, obj: Any) -> list[str]:
         if missing:
             problems.append(f"its reconstruct() must accept the keywords {', '.join(CALL_KEYWORDS)} "
                             f"(missing: {', '.join(missing)})")
+    declared = getattr(obj, "Params", None)
+    if declared is not None and not (inspect.isclass(declared) and dataclasses.is_dataclass(declared)):
+        problems.append(f"its Params must be a dataclass (the typed YAML params), got {declared!r}")
     init = inspect.signature(obj.__init__).parameters
     positional = [k for k, p in list(init.items())[1:] if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)]
     if positional:

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -136,14 +137,22 @@ def redundancy_weights(op: FanBeam, *, dtype=torch.float64, device=None) -> torc
     return w.clamp(0.0, 1.0).to(dtype=dtype, device=device)
 
 
+@dataclass(frozen=True)
+class FBPParams:
+    """The parameters of ``fbp``."""
+
+    filter: Literal["ramp", "shepp-logan", "cosine", "hann"] = field(
+        default="ramp", metadata={"doc": "window of the ramp filter: ramp (Ram-Lak), shepp-logan, cosine or hann"})
+    frequency_scaling: float = field(default=1.0, metadata={
+        "gt": 0, "le": 1, "doc": "relative cutoff in (0, 1]: the window is stretched to end there and frequencies "
+                                 "above it are removed (1: up to the Nyquist frequency)"})
+
+
 @RECONSTRUCTORS.register("fbp")
 class FBP(Reconstructor):
     """Filtered backprojection (parallel beam, or weighted FBP for a flat-detector fan beam); CT only.
 
-    Args:
-        filter: window of the ramp filter: ramp (Ram-Lak), shepp-logan, cosine or hann.
-        frequency_scaling: relative cutoff in ``(0, 1]``: the window is stretched to end there and
-            frequencies above it are removed (1: up to the Nyquist frequency).
+    Parameters: :class:`FBPParams` (``filter``, ``frequency_scaling``).
 
     Example:
         >>> from genrecon.registry import RECONSTRUCTORS
@@ -151,27 +160,8 @@ class FBP(Reconstructor):
     """
 
     modalities = ("ct",)
-
-    def __init__(
-        self,
-        *,
-        filter: Literal["ramp", "shepp-logan", "cosine", "hann"] = "ramp",
-        frequency_scaling: float = 1.0,
-    ):
-        super().__init__()
-        problems = []
-        if filter not in FILTERS:
-            problems.append(f"fbp: filter must be one of {', '.join(FILTERS)}, got {filter!r}")
-        if (
-            isinstance(frequency_scaling, bool)
-            or not isinstance(frequency_scaling, (int, float))
-            or not 0 < frequency_scaling <= 1
-        ):
-            problems.append(f"fbp: frequency_scaling must be a number in (0, 1], got {frequency_scaling!r}")
-        if problems:
-            raise ConfigError(problems)
-        self.filter = filter
-        self.frequency_scaling = float(frequency_scaling)
+    who = "fbp"
+    Params = FBPParams
 
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None) -> torch.Tensor:
         if not isinstance(op, CTProjector):

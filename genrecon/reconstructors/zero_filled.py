@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from ..registry import RECONSTRUCTORS
 from .base import Reconstructor
+
+
+@dataclass(frozen=True)
+class ZeroFilledParams:
+    """The parameters of ``zero_filled``."""
+
+    dcf: bool = field(default=False, metadata={"doc": "divide by the achieved sampling fraction (density compensation "
+                                                      "for a uniform mask)"})
 
 
 @RECONSTRUCTORS.register("zero_filled")
@@ -15,13 +25,11 @@ class ZeroFilled(Reconstructor):
     For MRI with an orthonormal FFT this is the classical zero-filled reconstruction. For CT, ``fbp`` is the
     better baseline; ``zero_filled`` there is a plain (blurry) backprojection.
 
-    Args:
-        dcf: divide by the achieved sampling fraction (density compensation for a uniform mask); off by default.
+    Parameters: :class:`ZeroFilledParams` (``dcf``).
     """
 
-    def __init__(self, *, dcf: bool = False):
-        super().__init__()
-        self.dcf = dcf
+    who = "zero_filled"
+    Params = ZeroFilledParams
 
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
         x = op.adjoint(y)
