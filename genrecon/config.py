@@ -119,8 +119,10 @@ class RunConfig:
     version: int = SUPPORTED_VERSION
     seed: int = field(default=0, metadata={"ge": 0})
     device: str = "auto"
-    threads: int | None = field(
-        default=None, metadata={"ge": 1, "doc": "CPU threads for torch (null: torch's default, one per core)"}
+    threads: int | Literal["auto"] | None = field(
+        default="auto", metadata={"ge": 1, "doc": "CPU threads for torch: a number, or auto (the idle cores: those "
+                                                  "available minus the load average, at least 1; null means auto). "
+                                                  "The same numbers need the same thread count and device"}
     )
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 import typing
 import warnings
 from importlib.metadata import entry_points
@@ -109,9 +110,12 @@ class Registry:
             ) from None
 
     def doc(self, name: str) -> str:
-        """First line of the plugin's docstring."""
+        """First line of the plugin's docstring, as plain text (reST ````code```` and ``:role:`x``` markup
+        become ```code``` and ``x``)."""
         text = inspect.getdoc(self.get(name)) or ""
-        return text.strip().splitlines()[0] if text.strip() else ""
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        first = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", first)
+        return first.replace("``", "`")
 
     # -- parameters -------------------------------------------------------------------------------
     # A plugin class may declare its parameters as ``Params``, a dataclass (genrecon.schema's field metadata); they

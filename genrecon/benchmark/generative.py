@@ -147,8 +147,9 @@ def run_config(setting: str, plan: Plan, opts: Options, out: Path) -> tuple[dict
         raw["data"] = {"source": "sample:head-ct" if ct else "sample:brain-mri", "slices": list(plan.bundled_indices),
                        "size": 128, "resize": "resize", "normalize": "hu_unit" if ct else "none"}
     raw.update(seed=opts.seed, device=opts.device)
-    if opts.threads is not None:
-        raw["threads"] = opts.threads
+    import torch
+
+    raw["threads"] = opts.threads if opts.threads is not None else torch.get_num_threads()  # the suite's count
     raw["output"] = {"dir": str(out), "save": ["npy"], "resume": False}
     missing, kept = [], []
     for rc in raw["reconstructors"]:

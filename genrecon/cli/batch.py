@@ -22,6 +22,7 @@ app = typer.Typer(
     name="batch",
     help="Run on a SLURM cluster: job-array reconstruction (submit), its progress (status), prior training (train).",
     add_completion=False,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import torch
 import typer
 
 from ..config import load_config
@@ -21,6 +20,8 @@ def check_operator(
     repeats: int = typer.Option(5, "--repeats", min=1, help="timing repeats (median)"),
 ) -> None:
     """Build the configured forward operator on the first case; print its adjoint error, norm and speed."""
+    import torch  # here, not at the top: --help stays fast
+
     from ..operators.check import check_operator as check
     from ..pipeline import derive_seed, load_case, make_loader, plan, resolve_device
     from ..simulate import modality_module

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from ..report import evaluate_run, summary_table
 from .common import console, handle_errors, print_table, warn_report
 
 
@@ -17,6 +16,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Recompute metrics from saved reconstructions (all shards), rewrite the reports, print the table."""
+    from ..report import evaluate_run, summary_table  # here, not at the top: --help stays fast (no torch)
+
     report = evaluate_run(run_dir)
     if as_json:
         console.print_json(json.dumps(report, default=str))

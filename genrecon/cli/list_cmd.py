@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..registry import LOADERS, MASKS, OPERATORS, RECONSTRUCTORS
@@ -40,7 +41,7 @@ def list_plugins(
             for pname, p in reg.parameters(item).items():
                 default = "" if p.default is p.empty else f"={p.default!r}"
                 params.append(f"{pname}{default}")
-            table.add_row(item, reg.doc(item), ", ".join(params))
+            table.add_row(item, escape(reg.doc(item)), escape(", ".join(params)))  # [i+1] is text, not markup
         console.print(table)
 
 

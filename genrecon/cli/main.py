@@ -10,7 +10,8 @@ app = typer.Typer(
     name="genrecon",
     help="MRI and CT reconstruction with generative priors: simulate, reconstruct, compare.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,           # genrecon --install-completion (bash, zsh, fish)
+    rich_markup_mode=None,         # plain help: flags without a '<bool>' metavar, defaults shown
     pretty_exceptions_enable=False,
 )
 

@@ -20,7 +20,7 @@ def train_prior(
 ) -> None:
     """Train a prior (checkpoints, --resume, time budget) and export it as a self-describing .pt file.
 
-    Under torchrun (several processes) use ``python -m genrecon.training`` with the same options.
+    Under torchrun (several processes) use 'python -m genrecon.training' with the same options.
     """
     from ..training.config import load_train_config
     from ..training.loop import train_prior as run_training

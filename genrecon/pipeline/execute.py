@@ -28,7 +28,8 @@ from ..errors import DataError
 from ..seeding import derive_seed
 from ..simulate import simulate
 from .locking import RunLock
-from .plan import case_dirname, case_key, load_case, make_loader, plan, resolve_device, shard, whole_volume_max
+from .plan import (case_dirname, case_key, load_case, make_loader, plan, resolve_device, resolve_threads, shard,
+                   whole_volume_max)
 from .records import case_hash, check_output_dir, method_hash, read_record, remove_method_files
 
 Progress = Callable[..., None]
@@ -94,6 +95,16 @@ def nonfinite_reason(x: torch.Tensor) -> str | None:
     return f"the reconstruction holds NaN or Inf in {n_bad} of {x.numel()} pixels"
 
 
+def _with_threads(progress: Progress, threads: int, why: str) -> Progress:
+    """``progress`` with the thread count added to the ``plan`` event."""
+    def wrapped(event: str, **kw) -> None:
+        if event == "plan":
+            kw.update(threads=threads, threads_why=why)
+        progress(event, **kw)
+
+    return wrapped
+
+
 def run(
     cfg: RunConfig,
     *,
@@ -110,8 +121,9 @@ def run(
     before any result is written, a folder it created is removed again: nothing is left behind.
     """
     progress = progress or (lambda event, **kw: None)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    threads, why = resolve_threads(cfg.threads)
+    torch.set_num_threads(threads)
+    progress = _with_threads(progress, threads, why)
     out = Path(cfg.output.dir)
     created = not out.exists()
     written: list[bool] = []
@@ -216,6 +228,7 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - t0
             rec = {"label": label, "name": cfg.reconstructors[index].name, "hash": h, "seconds": seconds,
+                   "threads": torch.get_num_threads(), "device": str(device),
                    **_scalars(method.info)}
             if records[index] is not None:  # an earlier attempt's files (other settings, or failed)
                 remove_method_files(cdir, label)

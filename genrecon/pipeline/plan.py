@@ -31,6 +31,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_threads(setting: int | str | None) -> tuple[int, str]:
+    """The torch CPU thread count for the config's ``threads`` and why: a number is taken as given; ``auto``
+    (or null) takes the idle cores, those this process may use minus the 1-minute load average (at least 1),
+    so a busy machine is not oversubscribed (a thread per core on a loaded 2-core machine ran the quickstart
+    ten times slower). Float results can change with the thread count: same numbers need the same count.
+
+    Example:
+        >>> resolve_threads(3)
+        (3, 'threads: 3')
+    """
+    import os
+
+    if isinstance(setting, int):
+        return setting, f"threads: {setting}"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    n = max(1, min(cores, cores - int(load + 0.5)))
+    return n, f"threads: auto, {cores} core(s), load {load:.1f}"
+
+
 def case_key(ref: CaseRef) -> str:
     """The stable key of a case: ``<source stem>/<slice index>`` (seeds and folders derive from it)."""
     return f"{Path(ref.source).name.split('.')[0]}/{ref.index}"
