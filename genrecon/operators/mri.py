@@ -4,6 +4,12 @@
 (unsampled k-space entries are exact zeros, fastMRI's convention) and ``S_c`` the coil sensitivity maps.
 Both operators follow the input's complex dtype (complex64 or complex128) and device; the mask and maps
 are buffers, so ``op.to("cuda")`` moves them, and they are cast to the input on the fly otherwise.
+
+The normal operator, the hot loop of iterative methods, needs no shifts: ``F = S_k fft2 S_n`` with the
+permutations ``S_k = fftshift``, ``S_n = ifftshift``, so ``F^H M F = S_n^T (ifft2 M_u fft2) S_n`` with
+``M_u = ifftshift(M)``; ``ifft2 M_u fft2`` is a circular convolution, which commutes with the cyclic shift
+``S_n``, hence ``F^H M F = ifft2 M_u fft2`` for every image size. When the mask is the same on every row (a
+Cartesian column mask, fastMRI's), the transform along H cancels as well and only 1-D FFTs along W remain.
 """
 
 from __future__ import annotations
@@ -54,6 +60,30 @@ class _CartesianMRI(LinearOperator):
         mask = self.mask
         return mask if mask.device == k.device else mask.to(k.device)
 
+    def _uncentred_mask(self, t: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """``(ifftshift(M) as t's dtype, columns_only)``: the mask on the FFT's own frequency order, cached per
+        dtype and device. ``columns_only``: every row is the same, returned as ``(W,)``; else ``(H, W)``."""
+        cache = self.__dict__.setdefault("_mask_u", {})
+        key = (t.dtype, t.device)
+        if key not in cache:
+            mask = self.mask
+            columns = bool((mask == mask[:1]).all())
+            m = torch.fft.ifftshift(mask[0] if columns else mask, dim=-1 if columns else (-2, -1))
+            cache.clear()
+            cache[key] = (m.to(device=t.device, dtype=t.dtype), columns)
+        return cache[key]
+
+    def _shift_free_normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``F^H M F x = ifft2(ifftshift(M) fft2(x))`` (1-D FFTs along W for a column mask); see the module."""
+        m, columns = self._uncentred_mask(x)
+        if columns:
+            k = torch.fft.fft(x, dim=-1, norm="ortho")
+            k.mul_(m)
+            return torch.fft.ifft(k, dim=-1, norm="ortho")
+        k = torch.fft.fft2(x, dim=(-2, -1), norm="ortho")
+        k.mul_(m)
+        return torch.fft.ifft2(k, dim=(-2, -1), norm="ortho")
+
     @property
     def acceleration(self) -> float:
         """``H W / (number of sampled k-space locations)``."""
@@ -92,6 +122,15 @@ class SingleCoilMRI(_CartesianMRI):
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return ifft2c(y * self._mask_for(y))
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``A^H A x = F^H M F x``, computed without shifts (see the module)."""
+        self._check(x, self.domain_shape, True, "normal")
+        return self._shift_free_normal(x)
+
+    def norm_squared(self, *, dtype: torch.dtype | None = None, device=None) -> float:
+        """``||A||^2`` exactly: ``F^H M F`` is an orthogonal projection, so 1 (0 for an empty mask)."""
+        return 1.0 if bool(self.mask.any()) else 0.0
 
     @classmethod
     def example(cls, size: int = 32) -> "SingleCoilMRI":
@@ -148,6 +187,13 @@ class MultiCoilMRI(_CartesianMRI):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         coil_images = ifft2c(y * self._mask_for(y))
         return torch.sum(coil_images * self._maps_for(y).conj(), dim=1, keepdim=True)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``A^H A x = sum_c conj(S_c) F^H M F (S_c x)``, the per-coil normal without shifts (see the module)."""
+        self._check(x, self.domain_shape, True, "normal")
+        maps = self._maps_for(x)
+        coil_images = self._shift_free_normal(x * maps)
+        return torch.linalg.vecdot(maps, coil_images, dim=1).unsqueeze(1)  # vecdot conjugates the maps
 
     @classmethod
     def example(cls, size: int = 32) -> "MultiCoilMRI":

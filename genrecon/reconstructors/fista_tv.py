@@ -71,8 +71,8 @@ class FistaTV(Reconstructor):
         step = 1.0 / L
         prox = TVProx(self.tv_weight, self.inner_iter, nonneg=self.nonneg)
 
-        def grad_f(x):
-            return op.adjoint(op(x)) - aty
+        def grad_f(x):  # A^H A x - A^H y; MRI's normal needs no FFT shifts
+            return op.normal(x) - aty
 
         start = x0 if x0 is not None else aty
         with torch.no_grad():

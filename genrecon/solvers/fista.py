@@ -56,17 +56,17 @@ def fista(
         True
     """
     x = x0.clone()
-    z = x0.clone()
+    z = x0.clone()  # owned here: updated in place
     t = 1.0
     converged = False
     k = 0
     for k in range(1, n_iter + 1):
-        x_new = prox_g(z - step * grad_f(z), step)
-        diff = x_new - x
+        x_new = prox_g(torch.add(z, grad_f(z), alpha=-step), step)
+        diff = x_new - x  # fresh: the x given to the callback is never written to
         t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
         if restart and torch.sum((z - x_new).conj() * diff).real > 0:
             t_new, t = 1.0, 1.0
-        z = x_new + ((t - 1.0) / t_new) * diff
+        torch.add(x_new, diff, alpha=(t - 1.0) / t_new, out=z)
         if tol > 0:
             change = torch.linalg.vector_norm(diff).item()
             converged = change <= tol * torch.linalg.vector_norm(x_new).item()

@@ -3,6 +3,19 @@
 ``prox(b) = argmin_x 1/2 ||x - b||^2 + lam TV(x)`` with ``TV(x) = sum_i |(grad x)_i|_2`` and the optional
 constraint ``x >= 0``. Dual: ``x = P_C(b + lam div p)``, ``p <- P_{|p|<=1}(q + 1/(8 lam) grad x)`` with
 Nesterov momentum on ``p``. ``div = -grad^T``.
+
+The inner loop is the hot loop of FISTA-TV, so it runs on preallocated real planes (no allocation per dual
+step) with about a dozen in-place or ``out=`` tensor operations per step:
+
+- the dual field is stored padded with a zero first row and column, so both backward differences of the
+  divergence are one subtraction of two strided views of the same buffer (no boundary cases);
+- ``x`` is kept scaled by ``1 / (8 lam)`` (``x' = b / (8 lam) + div(q) / 8``), so the dual update
+  ``g = q + grad x'`` needs no multiplication; both forward differences are again one subtraction of two views;
+- the projection multiplies by ``rsqrt(max(1, |g|^2))`` and the momentum step is one ``lerp``.
+
+The arithmetic is the textbook iteration's, reordered: results agree with a direct implementation to float
+rounding (about 1e-7 relative in float32; ``tests/test_tv_prox_fast.py`` checks this against one written out
+in the test).
 """
 
 from __future__ import annotations
@@ -11,31 +24,73 @@ import math
 
 import torch
 
-from ..linalg.finite_difference import div2d, grad2d
+from ..linalg.finite_difference import grad2d
 
 
-def _to_planes(b: torch.Tensor) -> torch.Tensor:
-    """``(..., H, W)`` real or complex -> real ``(..., K, H, W)`` with K = 1 (real) or 2 (real, imaginary).
+class _Workspace:
+    """Buffers of one problem shape ``(L, K, H, W)``, and every view the loop uses, made once.
 
-    Working on contiguous real planes makes the per-pixel norm a sum of a few planes, which is several
-    times faster on CPU than complex arithmetic with broadcasting.
+    Dual buffers ``(L, 2, K, H + 1, W + 1)`` hold the field at ``[..., 1:, 1:]``; direction 0 is the difference
+    along W (columns), direction 1 along H (rows). Their padding row and column stay zero, and so do the
+    entries the Neumann boundary forces to zero (last column of direction 0, last row of direction 1).
     """
-    if b.is_complex():
-        return torch.view_as_real(b).movedim(-1, -3).contiguous()
-    return b.unsqueeze(-3)
+
+    def __init__(self, L: int, K: int, H: int, W: int, dtype: torch.dtype, device: torch.device):
+        self.key = (L, K, H, W, dtype, device)
+        zeros = lambda *s: torch.zeros(s, dtype=dtype, device=device)  # noqa: E731
+        self.duals = [zeros(L, 2, K, H + 1, W + 1) for _ in range(3)]  # p, g (swapped each step), q
+        self.interior = [d[..., 1:, 1:] for d in self.duals]
+        self.div_views = [_div_views(d) for d in self.duals]
+        self.planes = [d[..., 1:, 1:].flatten(1, 2).unbind(1) for d in self.duals]  # 2K views (L, H, W)
+        self.t = zeros(L, 2, K, H, W)  # the two backward differences of the divergence
+        self.t0, self.t1 = self.t.unbind(1)
+        self.s = zeros(L, K, H, W)  # div q
+        self.x = zeros(L, K, H + 1, W + 1)  # x' at [..., :H, :W]; the padding is only read at reset entries
+        self.xi = self.x[..., :H, :W]
+        sx, off = self.x.stride(), self.x.storage_offset()
+        # grad x': direction 0 reads x'[i, j + 1], direction 1 x'[i + 1, j]; both minus x'[i, j]
+        self.xa = self.x.as_strided((L, 2, K, H, W), (sx[0], W, sx[1], sx[2], sx[3]), off + 1)
+        self.xb = self.x.as_strided((L, 2, K, H, W), (sx[0], 0, sx[1], sx[2], sx[3]), off)
+        self.b = zeros(L, K, H, W)  # b / (8 lam)
+        self.n = zeros(L, H, W)  # |g|^2, then the projection factor
+        self.n_wide = self.n[:, None, None]
+        # flat indices (into a dual buffer) of the entries the boundary keeps at zero
+        sd = self.duals[0].stride()
+        lk = (torch.arange(L, device=device)[:, None] * sd[0] + torch.arange(K, device=device) * sd[2]).reshape(-1, 1)
+        rows = torch.arange(1, H + 1, device=device) * (W + 1) + W  # direction 0, column W
+        cols = sd[1] + H * (W + 1) + torch.arange(1, W + 1, device=device)  # direction 1, row H
+        self.boundary = torch.cat([(lk + rows).reshape(-1), (lk + cols).reshape(-1)])
+
+    def scaled_x(self, i: int, constrain: bool, bound: torch.Tensor | None) -> torch.Tensor:
+        """``x' = P_C(b' + div(dual i) / 8)`` into the x buffer (``b' = b / (8 lam)``, ``bound`` scaled alike)."""
+        a, b = self.div_views[i]
+        torch.sub(a, b, out=self.t)
+        torch.add(self.t0, self.t1, out=self.s)
+        torch.add(self.b, self.s, alpha=0.125, out=self.xi)
+        if constrain:
+            if bound is None:
+                self.xi.clamp_(min=0)
+            else:
+                torch.maximum(self.xi, bound, out=self.xi)
+        return self.xi
 
 
-def _from_planes(x: torch.Tensor, is_complex: bool) -> torch.Tensor:
-    if is_complex:
-        return torch.view_as_complex(x.movedim(-3, -1).contiguous())
-    return x.squeeze(-3)
+def _div_views(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, b)`` with ``a - b`` the two backward differences of the padded dual ``d`` (direction 0 along W,
+    1 along H); ``div = (a - b)[:, 0] + (a - b)[:, 1]``."""
+    L, _, K, H1, W1 = d.shape
+    s = d.stride()
+    a = d[..., 1:, 1:]
+    b = d.as_strided((L, 2, K, H1 - 1, W1 - 1), (s[0], s[1] - (W1 - 1), s[2], s[3], s[4]), d.storage_offset() + W1)
+    return a, b
 
 
 class TVProx:
     """A warm-started TV prox: keeps its dual variable between calls (as inside FISTA).
 
     Isotropic TV couples the two gradient directions and, for complex images, the real and imaginary
-    parts: ``TV(x) = sum_i sqrt(|d_h x_i|^2 + |d_w x_i|^2)``.
+    parts: ``TV(x) = sum_i sqrt(|d_h x_i|^2 + |d_w x_i|^2)``. No gradients flow through the prox (it runs
+    under ``torch.no_grad``).
 
     Args:
         lam: TV weight (the prox of ``s * lam * TV`` is taken for step ``s``).
@@ -54,7 +109,15 @@ class TVProx:
         self.lam = lam
         self.n_iter = n_iter
         self.nonneg = nonneg
-        self.p: torch.Tensor | None = None
+        self._ws: _Workspace | None = None
+        self._p = 0  # which dual buffer holds p
+
+    @property
+    def p(self) -> torch.Tensor | None:
+        """A copy of the current dual field ``(L, K, 2, H, W)`` (direction 0 along H, 1 along W), or None."""
+        if self._ws is None:
+            return None
+        return self._ws.interior[self._p].flip(1).transpose(1, 2).clone()
 
     def __call__(self, b: torch.Tensor, step: float, lower: torch.Tensor | None = None) -> torch.Tensor:
         """The prox at ``b`` for step ``step``; ``lower`` (real images): the constraint ``x >= lower`` instead."""
@@ -64,29 +127,58 @@ class TVProx:
             if not constrain:
                 return b.clone()
             return b.clamp(min=0) if lower is None else torch.maximum(b, lower.to(b.dtype))
-        bound = None if lower is None else _to_planes(lower.to(b.dtype).expand_as(b))
-        br = _to_planes(b)  # (..., K, H, W)
-        p = self.p  # (..., K, 2, H, W)
-        if p is None or p.shape[:-3] != br.shape[:-2] or p.shape[-2:] != br.shape[-2:] or p.dtype != br.dtype:
-            p = br.new_zeros((*br.shape[:-2], 2, *br.shape[-2:]))
-        q = p
-        t = 1.0
+        with torch.no_grad():
+            return self._prox(b.detach(), lam, constrain, lower)
+
+    def _prox(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None) -> torch.Tensor:
+        H, W = b.shape[-2:]
+        L = math.prod(b.shape[:-2])
+        K = 2 if b.is_complex() else 1
+        ws = self._ws
+        if ws is None or ws.key != (L, K, H, W, b.real.dtype, b.device):
+            ws, self._p = _Workspace(L, K, H, W, b.real.dtype, b.device), 0
+            self._ws = ws
         scale = 1.0 / (8.0 * lam)
+        _to_planes(b, ws.b, L).mul_(scale)
+        bound = None
+        if constrain and lower is not None:
+            bound = _to_planes(lower.to(b.dtype).expand_as(b), torch.empty_like(ws.b), L).mul_(scale)
+        p, g = self._p, 1 - self._p
+        q = ws.interior[2]
+        q.copy_(ws.interior[p])
+        t = 1.0
         for _ in range(self.n_iter):
-            x = torch.add(br, div2d(q), alpha=lam)
-            if constrain:
-                x = x.clamp_(min=0) if lower is None else torch.maximum(x, bound)
-            g = torch.add(q, grad2d(x), alpha=scale)
-            norm = g.square().sum(dim=(-4, -3), keepdim=True).sqrt_().clamp_(min=1.0)
-            p_new = g.div_(norm)
+            ws.scaled_x(2, constrain, bound)
+            gi = ws.interior[g]
+            torch.sub(ws.xa, ws.xb, out=gi)  # grad x' (its boundary entries are reset next)
+            gi.add_(q)
+            ws.duals[g].view(-1).index_fill_(0, ws.boundary, 0)
+            planes = ws.planes[g]
+            torch.mul(planes[0], planes[0], out=ws.n)
+            for plane in planes[1:]:
+                ws.n.addcmul_(plane, plane)
+            ws.n.clamp_(min=1.0).rsqrt_()
+            gi.mul_(ws.n_wide)  # p_new = g / max(1, |g|)
             t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            q = torch.add(p_new, p_new - p, alpha=(t - 1.0) / t_new)
-            p, t = p_new, t_new
-        self.p = p
-        x = torch.add(br, div2d(p), alpha=lam)
-        if constrain:
-            x = x.clamp_(min=0) if lower is None else torch.maximum(x, bound)
-        return _from_planes(x, b.is_complex())
+            torch.lerp(ws.interior[p], gi, 1.0 + (t - 1.0) / t_new, out=q)  # p_new + (t-1)/t_new (p_new - p)
+            p, g, t = g, p, t_new
+        self._p = p
+        x = ws.scaled_x(p, constrain, bound).mul_(8.0 * lam)
+        if b.is_complex():
+            return torch.complex(x[:, 0], x[:, 1]).reshape(b.shape)  # a new tensor, never the workspace
+        return x[:, 0].clone().reshape(b.shape)
+
+
+def _to_planes(b: torch.Tensor, out: torch.Tensor, L: int) -> torch.Tensor:
+    """Copy ``(..., H, W)`` into the real planes ``out`` ``(L, K, H, W)`` (K = 2 for complex: real, imaginary)."""
+    H, W = b.shape[-2:]
+    b = b.reshape(L, H, W)
+    if b.is_complex():
+        out[:, 0].copy_(b.real)
+        out[:, 1].copy_(b.imag)
+    else:
+        out[:, 0].copy_(b)
+    return out
 
 
 def tv_norm(x: torch.Tensor) -> torch.Tensor:
