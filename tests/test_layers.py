@@ -30,7 +30,6 @@ RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 #: modules over the ~400-line limit when the contract was written (2026-12-03); they may only shrink
 OVERSIZE = {
-    "genrecon/operators/ct.py": 573,
     "genrecon/simulate/ct.py": 401,
 }
 LIMIT = 400

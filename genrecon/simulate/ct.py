@@ -25,6 +25,8 @@ YAML::
       noise: {kind: poisson, i0: 100000}      # none | gaussian (sigma) | poisson (i0)
       hu_to_mu: {kind: hu}                    # identity | hu | linear
       normalize: true
+      matrix: auto                            # the projector's matrix: auto | always | never (on the fly)
+      memory_budget_mib: 2048                 # auto stores the matrix when its build fits this
 
 Example:
     >>> import torch
@@ -202,6 +204,13 @@ class Config:
     noise: CTNoiseConfig = field(default_factory=CTNoiseConfig, metadata={"doc": "noise model"})
     hu_to_mu: HUConfig = field(default_factory=HUConfig, metadata={"doc": "image values -> attenuation per pixel"})
     normalize: bool = field(default=True, metadata={"doc": "scale the operator to norm 1 (y scaled alike)"})
+    matrix: Literal["auto", "always", "never"] = field(
+        default="auto",
+        metadata={"doc": "store the projection matrix: auto (when its build fits memory_budget_mib), always, never"},
+    )
+    memory_budget_mib: float = field(
+        default=2048.0, metadata={"gt": 0, "doc": "projector memory in MiB (auto: the matrix build's peak)"}
+    )
     sinogram: str | None = field(
         default=None,
         metadata={"doc": "measured line integrals instead of simulated ones: a .npy of shape (n_views, "
@@ -248,34 +257,25 @@ def _square_size(case: Case) -> int:
 def build_operator(
     cfg: Config, case: Case, *, generator: torch.Generator | None = None, device="cpu", dtype=torch.float32
 ) -> CTProjector:
-    """The projector for ``case``'s image size; the matrices are built (and cached) for ``dtype``/``device``.
+    """The projector for ``case``'s image size, prepared for ``dtype``/``device`` (its matrices built, if stored).
 
     Raises:
         ShapeError: the image is not square.
-        ConfigError: an invalid geometry (source inside the image circle, detector too small...).
+        ConfigError: an invalid geometry (source inside the image circle, detector too small...), or
+            ``matrix: always`` with matrices over the size limit.
     """
     n = _square_size(case)
     angles = [math.radians(a) for a in cfg.angles.degrees(cfg.geometry)]
+    common = dict(image_size=n, angles=angles, n_detectors=cfg.n_detectors, normalize=cfg.normalize,
+                  matrix=cfg.matrix, memory_budget_mib=cfg.memory_budget_mib)
     if cfg.geometry == "fan":
         op: CTProjector = FanBeam(
-            image_size=n,
-            angles=angles,
             source_distance=cfg.source_distance if cfg.source_distance is not None else 2.0 * n,
             detector_distance=cfg.detector_distance if cfg.detector_distance is not None else float(n),
-            n_detectors=cfg.n_detectors,
-            detector_spacing=cfg.detector_spacing,
-            normalize=cfg.normalize,
-        )
+            detector_spacing=cfg.detector_spacing, **common)
     else:
-        op = ParallelBeam(
-            image_size=n,
-            angles=angles,
-            n_detectors=cfg.n_detectors,
-            detector_spacing=cfg.detector_spacing if cfg.detector_spacing is not None else 1.0,
-            normalize=cfg.normalize,
-        )
-    op.matrices(dtype, device)
-    return op
+        op = ParallelBeam(detector_spacing=cfg.detector_spacing if cfg.detector_spacing is not None else 1.0, **common)
+    return op.prepare(dtype, device)
 
 
 def _is_hu(case: Case) -> bool:
