@@ -86,3 +86,36 @@ def test_list_shows_plain_text_docs_with_their_indices():
     assert res.exit_code == 0
     assert "``" not in res.output and ":class:" not in res.output
     assert "x[i+1,j]" in res.output
+
+
+def test_report_csv_rows_state_their_conventions_and_the_mask_is_mask_npy(tmp_path):
+    import csv
+
+    cfg = quick_mri_config(tmp_path / "run")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert runner.invoke(app, ["reconstruct", "--config", str(path), "--quiet"]).exit_code == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    with open(tmp_path / "run" / "report.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["conventions"] == report["conventions"] and "data_range" in r["conventions"] for r in rows)
+    case_dirs = [p for p in (tmp_path / "run" / "cases").iterdir() if p.is_dir()]
+    assert case_dirs and all((d / "mask.npy").is_file() and not (d / "mask_tensor.npy").exists() for d in case_dirs)
+
+
+def test_batch_submit_without_a_controller_says_so_in_one_line(tmp_path, monkeypatch):
+    """The real sbatch with no slurm.conf anywhere: a one-line 'no SLURM controller reachable' (not DNS errors)."""
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    if shutil.which("sbatch") is None or Path("/etc/slurm/slurm.conf").exists():
+        pytest.skip("needs sbatch installed and no system slurm.conf")
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(quick_mri_config(tmp_path / "run")))
+    res = runner.invoke(app, ["batch", "submit", "--config", str(path), "--array", "1"])
+    assert res.exit_code == 1, res.output
+    assert "no SLURM controller reachable" in res.output and "--dry-run" in res.output
+    assert "Traceback" not in res.output

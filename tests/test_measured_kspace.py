@@ -63,7 +63,7 @@ def test_the_files_kspace_is_what_is_reconstructed(tmp_path, single_file):
     assert res.exit_code == 0, res.output
     case = tmp_path / "a" / "cases" / "file_brain_sc__1"
     zf = np.load(case / "zero_filled.npy")
-    mask = np.load(case / "mask_tensor.npy")
+    mask = np.load(case / "mask.npy")
     assert zf.shape == (32, 32) and mask.shape == (64, 36)  # reconstructed on 64x36, cropped to 32x32
     with h5py.File(path) as f:
         k = f["kspace"][1]
@@ -101,7 +101,7 @@ def test_simulation_can_be_asked_for_and_simulation_keys_are_refused_on_measured
     assert run(tmp_path, cfg).exit_code == 0
     report = json.loads((tmp_path / "sim" / "report.json").read_text())
     assert report["measurement"]["measurement"] == "simulated"
-    mask = np.load(tmp_path / "sim" / "cases" / "file_brain_sc__0" / "mask_tensor.npy")
+    mask = np.load(tmp_path / "sim" / "cases" / "file_brain_sc__0" / "mask.npy")
     assert mask.shape == (32, 32)  # simulated from the 32x32 reference
     bad = config(path, tmp_path / "bad", noise={"sigma": 0.01})
     res = run(tmp_path, bad, "bad.yaml")
@@ -312,7 +312,7 @@ def test_an_already_undersampled_file_is_reconstructed_as_it_is_without_metrics(
     assert res.exit_code == 0, res.output
     case = tmp_path / "run" / "cases" / "file_brain_test__1"
     assert not (case / "truth.npy").exists()
-    assert np.array_equal(np.load(case / "mask_tensor.npy")[0], cols)  # the file's mask, not a drawn one
+    assert np.array_equal(np.load(case / "mask.npy")[0], cols)  # the file's mask, not a drawn one
     assert np.load(case / "fista_tv.npy").shape == (32, 32)  # cropped to the header's reconSpace
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["measurement"]["mask"] == "file"

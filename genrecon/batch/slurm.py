@@ -37,6 +37,11 @@ def _query(args: list[str]) -> subprocess.CompletedProcess | None:
         return None
 
 
+#: what sbatch prints when it finds no controller (no slurm.conf, DNS SRV lookup failed, controller down)
+UNREACHABLE = ("establish a configuration source", "fetch_config", "Unable to contact slurm controller",
+               "Connection refused", "Could not find slurm.conf", "Unable to process configuration file")
+
+
 def _sbatch(script: Path, extra: list[str] = ()) -> str:
     """Submit ``script``; return the job id (``sbatch --parsable`` prints ``ID`` or ``ID;CLUSTER``)."""
     cmd = [find_sbatch(), "--parsable", *extra, str(script)]
@@ -48,6 +53,10 @@ def _sbatch(script: Path, extra: list[str] = ()) -> str:
     job_id = out[-1].split(";")[0].strip() if out else ""
     if proc.returncode != 0 or not job_id.isdigit():
         msg = " ".join(proc.stderr.split()) or f"exit {proc.returncode}, output {proc.stdout!r}"
+        if any(s in msg for s in UNREACHABLE):
+            raise SlurmError(f"no SLURM controller reachable from here: set SLURM_CONF to your cluster's slurm.conf "
+                             f"(or run on a login node), or use --dry-run to write {script.name} only "
+                             f"(sbatch said: {msg[:160]})")
         raise SlurmError(f"sbatch refused {script.name}: {msg}")
     return job_id
 

@@ -193,7 +193,7 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
         write_npy(cdir / "adjoint.npy", _to_numpy(_eval_grid(meas.op.adjoint(meas.y), meas)))
         for key_info, value in meas.info.items():
             if isinstance(value, torch.Tensor) and value.numel() > 1:
-                write_npy(cdir / f"{key_info}.npy", _to_numpy(value))
+                write_npy(cdir / f"{key_info.removesuffix('_tensor')}.npy", _to_numpy(value))  # mask_tensor -> mask.npy
         case_record = {
             "key": key,
             "source": ref.source,

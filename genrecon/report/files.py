@@ -61,11 +61,11 @@ def write_reports(run_dir: Path, report: dict, metrics: list[str], cfg) -> None:
     write_json(run_dir / "report.json", report)
     buf = io.StringIO()
     fields = ["case", "method", *metrics, "seconds", "data_range", "iterations", "nfe", "coverage_2sigma",
-              "peak_memory_mb"]
+              "peak_memory_mb", "conventions"]
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    for row in report["rows"]:
-        writer.writerow(row)
+    for row in report["rows"]:  # each row carries the conventions it was scored under (rows of reports mix)
+        writer.writerow({**row, "conventions": report["conventions"]})
     write_text(run_dir / "report.csv", buf.getvalue())
     header, body = summary_table(report, metrics)
     lines = [
