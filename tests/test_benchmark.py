@@ -100,9 +100,12 @@ def test_smoke_suite_writes_json_results_and_plots_with_sane_values(tmp_path, re
     # scaling: positive times for every size and batch
     scal = doc["parts"]["scaling"]["records"]
     assert {(r["modality"], r["size"], r["batch"]) for r in scal} == {
-        (mod, n, b) for mod in ("mri", "ct") for n in (32, 64) for b in (1, 2)}
+        (mod, n, b) for mod in ("mri", "mri_2d", "ct") for n in (32, 64) for b in (1, 2)} | {
+        ("mri_multi", n, 1) for n in (32, 64)}
     assert all(r["s_per_iter"] > 0 for r in scal)
-    assert all(r["ratio_to_two_ffts"] > 0 for r in scal if r["modality"] == "mri")
+    mri = [r for r in scal if r["modality"].startswith("mri")]
+    assert all(r["iter_per_fft_pair"] > 0 and r["fft_pair_ms"] > 0 for r in mri)
+    assert {r["coils"] for r in mri if r["modality"] == "mri_multi"} == {8}
 
     # the page: tables with their conventions and the plots it references
     assert md.startswith("# genrecon benchmark results")

@@ -1,11 +1,17 @@
 """Suite ``scaling``: FISTA-TV time and memory against image size and batch size, CPU and CUDA.
 
-For MRI (single coil, random columns 4x) and CT (parallel beam, 60 views over 180 degrees, normalised
-operator) at each image size and batch size: seconds per FISTA-TV iteration and per slice (``n_iter``
-iterations divided by the batch), peak memory, and for MRI the ratio of one FISTA-TV iteration to two FFTs of
-the same batch (``fft2c`` + ``ifft2c``): the data term of an MRI iteration needs exactly two FFTs, so the
-ratio says how far the iteration (data term, TV prox with its inner dual steps, momentum) is from that bound.
-Images are the Shepp-Logan phantom (content does not change the cost: fixed iteration counts, no tolerance).
+For MRI and CT (parallel beam, 60 views over 180 degrees, normalised operator) at each image size and batch
+size: seconds per FISTA-TV iteration and per slice (``n_iter`` iterations divided by the batch) and peak memory.
+MRI comes as single coil with random columns 4x (``mri``: the normal operator needs 1-D FFTs along W only),
+single coil with a 2-D random point mask 4x (``mri_2d``: 2-D FFTs) and multi-coil SENSE with ``coils``
+simulated maps and random columns (``mri_multi``, batch 1). For MRI the suite reports **iteration time / FFT-pair
+time**: an FFT pair is one ``torch.fft.fft2`` plus one ``torch.fft.ifft2`` (orthonormal, no shifts) of the
+batch's images at that size, same dtype, same threads (multi-coil: of the batch's ``coils`` coil images, so the
+figure is per coil). The data term of an iteration needs at most one FFT pair per coil; the rest is the TV prox
+(5 dual steps) and the momentum. Iteration and FFT pair are timed alternately (each repeat: one timed run of
+``n_iter`` iterations, then the median of 5 FFT pairs), and the ratio is the median of the per-repeat ratios, so
+load from other processes affects both sides alike. Images are the Shepp-Logan phantom (content does not
+change the cost: fixed iteration counts, no tolerance).
 """
 
 from __future__ import annotations
@@ -30,8 +36,14 @@ class Plan:
     n_iter: int = 50
     lam: float = 1e-3
     ct_views: int = 60
-    modalities: tuple[str, ...] = ("mri", "ct")
+    modalities: tuple[str, ...] = ("mri", "mri_2d", "mri_multi", "ct")
+    coils: int = 8  # mri_multi
     devices: tuple[str, ...] | None = None  # None: from the options
+
+#: what each modality is, for the tables
+TITLES = {"mri": "MRI single coil, random columns 4x (1-D FFTs in the normal operator)",
+          "mri_2d": "MRI single coil, 2-D random points 4x (2-D FFTs)",
+          "mri_multi": "MRI multi-coil SENSE, random columns 4x (ratio per coil)"}
 
 
 def default_plan(opts: Options) -> Plan:
@@ -46,20 +58,34 @@ def devices(opts: Options, plan: Plan) -> list[str]:
     return [opts.device]
 
 
-def _problem(modality: str, n: int, batch: int, plan: Plan, device: str):
-    """``(y, op)`` for a batch of phantoms."""
-    from ..operators.ct import ParallelBeam
-    from ..operators.mri import SingleCoilMRI
-    from ..phantoms import shepp_logan
+def _mri_mask(modality: str, n: int) -> torch.Tensor:
     from ..registry import MASKS
 
+    g = torch.Generator().manual_seed(n)
+    if modality != "mri_2d":
+        return MASKS.build("random", {"acceleration": 4, "center_fraction": 0.08})((n, n), g)
+    mask = torch.rand(n, n, generator=g) < 0.23  # scattered points, plus a fully sampled centre square
+    c = max(1, n // 32)
+    mask[n // 2 - c: n // 2 + c, n // 2 - c: n // 2 + c] = True
+    return mask
+
+
+def _problem(modality: str, n: int, batch: int, plan: Plan, device: str):
+    """``(y, op)`` for a batch of phantoms."""
+    from ..operators.mri import MultiCoilMRI, SingleCoilMRI, _example_maps
+    from ..phantoms import shepp_logan
+
     x = shepp_logan(n).to(device)[None, None].expand(batch, 1, n, n).contiguous()
-    if modality == "mri":
-        mask = MASKS.build("random", {"acceleration": 4, "center_fraction": 0.08})((n, n),
-                                                                                  torch.Generator().manual_seed(n))
-        op = SingleCoilMRI(mask).to(device)
+    if modality.startswith("mri"):
+        mask = _mri_mask(modality, n)
+        if modality == "mri_multi":
+            op = MultiCoilMRI(_example_maps(plan.coils, n, torch.Generator().manual_seed(n)), mask).to(device)
+        else:
+            op = SingleCoilMRI(mask).to(device)
         with torch.no_grad():
             return op(x.to(torch.complex64)), op
+    from ..operators.ct import ParallelBeam
+
     op = ParallelBeam(image_size=n, angles=(np.arange(plan.ct_views) * math.pi / plan.ct_views).tolist(),
                       normalize=True).to(device)
     with torch.no_grad():
@@ -67,27 +93,41 @@ def _problem(modality: str, n: int, batch: int, plan: Plan, device: str):
 
 
 def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device: str) -> dict[str, Any]:
-    from ..operators.fft import fft2c, ifft2c
     from ..registry import RECONSTRUCTORS
 
     y, op = _problem(modality, n, batch, plan, device)
     recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": plan.lam, "n_iter": plan.n_iter,
                                               "nonneg": modality == "ct"})
     warm = RECONSTRUCTORS.build("fista_tv", {"tv_weight": plan.lam, "n_iter": 2, "nonneg": modality == "ct"})
+    mri = modality.startswith("mri")
+    coils = plan.coils if modality == "mri_multi" else 1
+    if mri:  # the FFT pair: the batch's images (multi-coil: its coil images), as in the data term
+        k = torch.randn(batch, coils, n, n, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+        k = k.to(device)
+
+        def pair():
+            return torch.fft.ifft2(torch.fft.fft2(k, norm="ortho"), norm="ortho")
+    repeats = min(opts.repeats, 3) if not mri else max(3, min(opts.repeats, 7))
     with torch.no_grad():
         warm(y, op)  # builds CT matrices and the step size, warms caches
         with PeakMemory(device) as mem:
             _, first = timed(lambda: recon(y, op), device)
-        runs = [first] + [timed(lambda: recon(y, op), device)[1] for _ in range(min(opts.repeats, 3) - 1)]
+        runs, pairs = [first], []
+        if mri:
+            pairs.append(median_seconds(pair, 5, device))
+        for _ in range(repeats - 1):
+            runs.append(timed(lambda: recon(y, op), device)[1])
+            if mri:
+                pairs.append(median_seconds(pair, 5, device))
     seconds = float(np.median(runs))
     row = {"modality": modality, "size": n, "batch": batch, "device": device, "n_iter": plan.n_iter,
            "seconds": seconds, "s_per_iter": seconds / plan.n_iter, "s_per_slice": seconds / batch,
            "peak_mib": mem.mib, "memory_method": mem.method}
-    if modality == "mri":
-        x = op.adjoint(y)
-        two_fft = median_seconds(lambda: ifft2c(fft2c(x)), max(3, opts.repeats), device)
-        row["two_fft_ms"] = 1e3 * two_fft
-        row["ratio_to_two_ffts"] = row["s_per_iter"] / two_fft
+    if mri:
+        ratios = [r / plan.n_iter / p for r, p in zip(runs, pairs)]
+        row.update(coils=coils, fft_pair_ms=1e3 * float(np.median(pairs)),
+                   iter_per_fft_pair=float(np.median(ratios)) / coils,
+                   iter_per_fft_pair_min=min(runs) / plan.n_iter / min(pairs) / coils)
     return row
 
 
@@ -98,17 +138,19 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
     devs = devices(opts, plan)
     doc = new_document(NAME, TITLE, opts, {"sizes": list(plan.sizes), "batches": list(plan.batches),
                                            "n_iter": plan.n_iter, "lam": plan.lam, "ct_views": plan.ct_views,
+                                           "coils": plan.coils,
                                            "modalities": list(plan.modalities), "devices": devs})
     if not torch.cuda.is_available():
         doc["missing"].append("cuda: no CUDA device on this machine (CPU only)")
     for device in devs:
         for modality in plan.modalities:
             for n in plan.sizes:
-                for batch in plan.batches:
+                for batch in (plan.batches if modality != "mri_multi" else plan.batches[:1]):
                     row = measure(modality, n, batch, plan, opts, device)
                     doc["records"].append(row)
-                    log(f"scaling: {device} {modality} {n}x{n} batch {batch}: {row['s_per_iter'] * 1e3:.1f} ms/it, "
-                        f"{fmt(row['peak_mib'], '.0f')} MiB")
+                    ratio = f", {row['iter_per_fft_pair']:.1f} FFT pairs" if "iter_per_fft_pair" in row else ""
+                    log(f"scaling: {device} {modality} {n}x{n} batch {batch}: {row['s_per_iter'] * 1e3:.1f} ms/it"
+                        f"{ratio}, {fmt(row['peak_mib'], '.0f')} MiB")
                 if modality == "ct":
                     clear_cache()
     doc["tables"] = make_tables(doc)
@@ -119,24 +161,32 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
     s = doc["settings"]
     method = next((r["memory_method"] for r in doc["records"]), "")
     conv = (f"FISTA-TV ({s['n_iter']} iterations, lam {s['lam']:g}, 5 inner TV-prox iterations, float32 / "
-            f"complex64) after a 2-iteration warm-up run (CT matrices built, step size known); median of "
-            f"min(repeats, 3) timed runs per point; s / slice = run time / batch; peak memory of the first timed run: {method}; the MRI ratio = one "
-            f"iteration / (fft2c + ifft2c of the same batch, median of >= 3 runs); no image-quality metrics here")
+            f"complex64) after a 2-iteration warm-up run (CT matrices built, step size known); median of the timed "
+            f"runs (CT: min(repeats, 3); MRI: 3-7) per point; s / slice = run time / batch; peak memory of the first "
+            f"timed run: {method}; MRI: FFT pair = torch.fft.fft2 + ifft2 (orthonormal, complex64) of the batch's "
+            f"images (multi-coil: its {s.get('coils', 8)} coil images), median of 5 after each timed run; "
+            f"iteration / FFT pair = median over the runs of (iteration time / FFT-pair time) (multi-coil: per coil; "
+            f"'min' column: fastest iteration / fastest pair); no image-quality metrics here")
     tables = []
-    for modality, title in (("mri", "MRI single coil, random columns 4x"),
-                            ("ct", f"CT parallel beam, {s['ct_views']} views / 180 deg")):
+    titles = {**TITLES, "ct": f"CT parallel beam, {s['ct_views']} views / 180 deg"}
+    for modality, title in titles.items():
+        recs = [r for r in doc["records"] if r["modality"] == modality]
+        if not recs:
+            continue
+        mri = modality.startswith("mri")
         rows = []
-        for r in doc["records"]:
-            if r["modality"] != modality:
-                continue
-            rows.append([r["device"], str(r["size"]), str(r["batch"]), fmt(r["s_per_iter"] * 1e3, ".2f"),
-                         fmt(r["s_per_slice"], ".3f"), fmt(r["peak_mib"], ".0f"),
-                         fmt(r.get("two_fft_ms"), ".3f"), fmt(r.get("ratio_to_two_ffts"), ".1f")])
-        if rows:
-            tables.append(table(f"FISTA-TV scaling: {title}",
-                                ["device", "size", "batch", "ms / iteration", "s / slice", "peak MiB",
-                                 "2 FFTs ms", "iteration / 2 FFTs"], rows, conventions=conv,
-                                notes=doc.get("missing", [])))
+        for r in recs:
+            row = [r["device"], str(r["size"]), str(r["batch"]), fmt(r["s_per_iter"] * 1e3, ".2f"),
+                   fmt(r["s_per_slice"], ".3f"), fmt(r["peak_mib"], ".0f")]
+            if mri:
+                row += [fmt(r.get("fft_pair_ms"), ".3f"), fmt(r.get("iter_per_fft_pair"), ".1f"),
+                        fmt(r.get("iter_per_fft_pair_min"), ".1f")]
+            rows.append(row)
+        cols = ["device", "size", "batch", "ms / iteration", "s / slice", "peak MiB"]
+        if mri:
+            cols += ["FFT pair ms", "iteration / FFT pair", "min / min"]
+        tables.append(table(f"FISTA-TV scaling: {title}", cols, rows, conventions=conv,
+                            notes=doc.get("missing", [])))
     return tables
 
 
@@ -147,7 +197,7 @@ def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any
     from .plots import line_plot
 
     panels = []
-    for modality in ("mri", "ct"):
+    for modality in ("mri", "mri_2d", "mri_multi", "ct"):
         recs = [r for r in doc["records"] if r["modality"] == modality]
         if not recs:
             continue
@@ -155,7 +205,7 @@ def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any
         for dev, batch in dict.fromkeys((r["device"], r["batch"]) for r in recs):
             pts = sorted((r["size"], r["s_per_slice"]) for r in recs if r["device"] == dev and r["batch"] == batch)
             series.append({"label": f"{dev}, batch {batch}", "x": [p[0] for p in pts], "y": [p[1] for p in pts]})
-        panels.append({"title": f"{modality.upper()} FISTA-TV ({doc['settings']['n_iter']} it)",
+        panels.append({"title": f"{modality.upper().replace('_', ' ')} FISTA-TV ({doc['settings']['n_iter']} it)",
                        "x_label": "image size (pixels per side)", "y_label": "seconds per slice", "log_x": True,
                        "log_y": True, "series": series})
     path = Path(out_dir) / f"{prefix}_time.png"
