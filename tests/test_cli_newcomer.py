@@ -119,3 +119,23 @@ def test_batch_submit_without_a_controller_says_so_in_one_line(tmp_path, monkeyp
     assert res.exit_code == 1, res.output
     assert "no SLURM controller reachable" in res.output and "--dry-run" in res.output
     assert "Traceback" not in res.output
+
+
+def test_benchmark_tables_wider_than_the_screen_print_one_line_per_row(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import genrecon.cli.benchmark as bench
+
+    buf = io.StringIO()
+    monkeypatch.setattr(bench, "console", Console(file=buf, width=60))
+    cols = ["setting", "method", "PSNR dB", "SSIM", "s / slice", "NFE", "2-sigma coverage", "peak MiB"]
+    wide = {"title": "wide", "columns": cols, "rows": [["MRI 8x", "dps", "9.20 ± 0.00", "0.019", "0.3", "2", "0.83",
+                                                       "63"]], "conventions": "data_range 1"}
+    narrow = {"title": "narrow", "columns": ["a", "b"], "rows": [["1", "2"]]}
+    bench._print_doc({"suite": "smoke", "tables": [wide, narrow]})
+    text = buf.getvalue()
+    assert "code-path check" in text
+    assert "MRI 8x / dps: PSNR dB 9.20 ± 0.00, SSIM 0.019" in text  # one line, no cell folded
+    assert "┃ a" in text.replace("┃ a ", "┃ a")  # the narrow one stays a table

@@ -38,9 +38,34 @@ def _device(text: str) -> tuple[str, bool]:
     return name, False
 
 
+def _natural_width(t: dict) -> int:
+    """The width a table needs without wrapping a cell (rich's borders and padding: 3 per column + 1)."""
+    widths = [max([len(str(col))] + [len(str(row[i])) for row in t["rows"] if i < len(row)])
+              for i, col in enumerate(t["columns"])]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _print_records(t: dict) -> None:
+    """A table too wide for the screen, one block per row (``column: value``), so no cell wraps letter by letter."""
+    console.print(f"{t['title']}", style="bold", highlight=False, soft_wrap=True)
+    for row in t["rows"]:
+        head = " / ".join(str(c) for c in row[:2])
+        rest = ", ".join(f"{col} {cell}" for col, cell in zip(t["columns"][2:], row[2:]) if str(cell) not in ("", "-"))
+        console.print(f"  {head}: {rest}", highlight=False, soft_wrap=True, markup=False)
+    if t.get("conventions"):
+        console.print(f"  conventions: {t['conventions']}", highlight=False, soft_wrap=True, markup=False)
+
+
 def _print_doc(doc: dict) -> None:
-    """The suite's tables; long "missing (reason)" cells become "missing [k]" with the reasons listed below."""
+    """The suite's tables; long "missing (reason)" cells become "missing [k]" with the reasons listed below.
+    A table wider than the screen is printed as one line per row instead."""
+    if doc.get("suite") == "smoke" or doc.get("quick"):
+        console.print(f"{doc['suite']}: a code-path check at tiny sizes and step counts: its numbers say the code "
+                      "runs, not how good a method is (e.g. DPS with 2 steps)", highlight=False, soft_wrap=True)
     for t in doc.get("tables", []):
+        if _natural_width(t) > console.width:
+            _print_records({**t, "title": f"{doc['suite']}: {t['title']}"})
+            continue
         reasons: list[str] = []
         table = Table(title=f"{doc['suite']}: {t['title']}", title_justify="left", caption_justify="left",
                       caption=(f"conventions: {t['conventions']}" if t.get("conventions") else None))
