@@ -83,8 +83,9 @@ def test_old_names_warn_once_at_construction_not_at_validation():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert RECONSTRUCTORS.check_params("dps", params) == []
-    with pytest.warns(DeprecationWarning, match="dps: tv is deprecated .* write tv_weight: 0.1"):
+    with pytest.warns(DeprecationWarning, match="dps: tv is deprecated .* write tv_weight: 0.1") as caught:
         rec = DPS(**params)
+    assert caught[0].filename == __file__  # the user's line, so Python's default filters show it in scripts
     assert rec.tv_weight == 0.1 and rec.params.tv_weight == 0.1 and not hasattr(rec, "tv")
     with pytest.raises(ConfigError, match="^reconstructors.0.params: tv is the old name of tv_weight: give tv_weight"):
         raise ConfigError(RECONSTRUCTORS.check_params("dps", {**params, "tv_weight": 0.1}, "reconstructors.0.params"))

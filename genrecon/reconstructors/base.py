@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
@@ -127,8 +129,12 @@ class Reconstructor:
         changes = {}
         for r in renamed:
             found: list[str] = []
-            value, _ = renamed_parameter(who, r.new, getattr(params, r.new), r.old, getattr(params, r.old), r.default,
-                                         found, scale=r.scale, relation=r.relation)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DeprecationWarning)
+                value, _ = renamed_parameter(who, r.new, getattr(params, r.new), r.old, getattr(params, r.old),
+                                             r.default, found, scale=r.scale, relation=r.relation)
+            for w in caught:  # said where the user's code builds the method, as a warning from its own constructor
+                warnings.warn(w.message, w.category, stacklevel=_outside_this_package())
             problems.extend(f"{where}: {p.removeprefix(who + ': ')}" if where else p for p in found)
             changes[r.new] = value
         return dataclasses.replace(params, **changes)
@@ -165,6 +171,16 @@ class Reconstructor:
 
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+def _outside_this_package() -> int:
+    """The ``stacklevel`` (for a ``warnings.warn`` in the caller) of the first frame outside
+    ``genrecon/reconstructors``: the code that built the method."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 #: the keyword arguments :meth:`Reconstructor.reconstruct` receives
