@@ -139,3 +139,37 @@ def test_benchmark_tables_wider_than_the_screen_print_one_line_per_row(monkeypat
     assert "code-path check" in text
     assert "MRI 8x / dps: PSNR dB 9.20 ± 0.00, SSIM 0.019" in text  # one line, no cell folded
     assert "┃ a" in text.replace("┃ a ", "┃ a")  # the narrow one stays a table
+
+
+def test_angle_diagram_draws_one_spoke_pair_per_view():
+    import numpy as np
+
+    from genrecon.figures import angle_diagram
+
+    img = angle_diagram([0.0, 90.0], 101)
+    c = 50
+    assert img[c, c + 40] == 255 and img[c, c - 40] == 255      # 0 deg: the horizontal spokes
+    assert img[c - 40, c] == 255 and img[c + 40, c] == 255      # 90 deg: the vertical ones
+    assert img[c, c] == 0                                        # the hub stays clear
+    assert img[c - 28, c + 28] == 0                              # no spoke at 45 deg
+    assert np.count_nonzero(angle_diagram([0.0, 45.0, 90.0], 101)) > np.count_nonzero(img)
+
+
+def test_panel_shows_the_sampling_mask_and_a_window_bar(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(quick_mri_config(tmp_path / "run")))
+    assert runner.invoke(app, ["reconstruct", "--config", str(path), "--quiet"]).exit_code == 0
+    case = next(p for p in (tmp_path / "run" / "cases").iterdir() if p.is_dir())
+    panel = np.asarray(Image.open(case / "panel.png"))
+    mask = np.load(case / "mask.npy").squeeze()
+    h = mask.shape[0]
+    zoom = max(1, round(256 / h))
+    assert panel.shape[1] == 3 * (h * zoom + 6) + 6 + 70          # truth + 2 methods, the bar column
+    head, row_h, label_h = 2 * 20 + 6, 20 + h * zoom + 18 + 6, 20
+    tile = panel[head + row_h + label_h: head + row_h + label_h + h * zoom, 6: 6 + h * zoom]
+    assert np.array_equal(tile[0, ::zoom] > 127, mask[0] > 0)   # the mask's columns, as sampled
+    bar = panel[head + row_h + label_h: head + row_h + label_h + h * zoom, -62:-48]
+    assert bar[0].min() > 240 and bar[-1].max() < 15            # white (the window's top) to black (0)

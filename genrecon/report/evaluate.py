@@ -195,7 +195,11 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
             from ..figures import case_panel
 
             panel_stds = {lab: stds[(r["key"], lab)] for lab in shown_estimates if (r["key"], lab) in stds}
-            case_panel(r["dir"] / "panel.png", truth, shown_estimates, drange, stds=panel_stds, title=r["key"])
+            shown = {row["method"]: row for row in rows if row["case"] == r["key"]}
+            scores = {lab: " ".join(f"{m.upper()} {shown[lab][m]:.{2 if m == 'psnr' else 3}f}" for m in ("psnr", "ssim")
+                                    if isinstance(shown.get(lab, {}).get(m), float)) for lab in shown_estimates}
+            case_panel(r["dir"] / "panel.png", truth, shown_estimates, drange, stds=panel_stds, title=r["key"],
+                       scores=scores, sampling=_sampling_tile(r, cfg))
     volume_rows = []
     if ev.aggregate == "volume":
         volume_rows = _volume_rows(records, truths, estimates, labels, metrics, ev, whole_max)
@@ -250,6 +254,28 @@ def _volume_rows(records, truths, estimates, labels, metrics, ev, whole_max) -> 
                 row["undefined"] = undefined
             out.append(row)
     return out
+
+
+def _sampling_tile(rec: dict, cfg) -> tuple[str, np.ndarray] | None:
+    """The panel's sampling tile: the case's saved MRI mask, or the configured CT view angles as a diagram."""
+    from ..figures import angle_diagram
+
+    meas = rec.get("measurement", {})
+    mask_path = rec["dir"] / "mask.npy"
+    if mask_path.is_file():
+        try:
+            mask = np.squeeze(np.load(mask_path, allow_pickle=False)).astype(np.float32)
+        except Exception:  # an unreadable mask only costs the tile
+            return None
+        if mask.ndim == 1:
+            mask = np.broadcast_to(mask, (mask.shape[0], mask.shape[0]))
+        acc = meas.get("acceleration")
+        return (f"mask {acc:.2f}x" if isinstance(acc, float) else "mask"), mask
+    angles = getattr(getattr(cfg.simulate, "angles", None), "degrees", None)
+    if cfg.modality == "ct" and callable(angles):
+        degrees = angles(cfg.simulate.geometry)
+        return f"{len(degrees)} views / {meas.get('span_deg', 0):g} deg", angle_diagram(degrees, 256)
+    return None
 
 
 def _measurement_summary(records: list[dict]) -> dict:
