@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Fetch real scans and write genrecon's bundled samples and training datasets.
 
-    python scripts/prepare_data.py all                 # fetch + samples + datasets
+    python scripts/prepare_data.py all                 # fetch + samples + datasets (+ test_subject, extended)
+    python scripts/prepare_data.py all --base-only     # the four original volumes only
     python scripts/prepare_data.py fetch [--apt-update]
     python scripts/prepare_data.py samples             # genrecon/data/samples/*
     python scripts/prepare_data.py datasets [--size 128]
@@ -14,6 +15,7 @@ genrecon.data_prep; this file only parses arguments and prints progress.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -38,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--apt-update", action="store_true",
                         help="run apt-get update before apt-get download (needs root)")
     common.add_argument("--size", type=int, default=128, help="side of the dataset images (default 128)")
+    common.add_argument("--base-only", action="store_true",
+                        help="only the original four volumes: no pyradiomics/pydeface download, no test_subject "
+                             "group, no extended datasets")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="step", required=True)
     for name, help_ in (("fetch", "download and unpack the packages into --cache"),
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"{args.out}: {counts['train']} train, {counts['val']} val")
         else:
             sources = data_prep.fetch(args.cache, apt_update=args.apt_update, log=_log)
+            if not args.base_only:
+                sources = dataclasses.replace(sources, extra=data_prep.fetch_more(args.cache, log=_log))
             if args.step in ("samples", "all"):
                 data_prep.write_samples(sources, args.samples_dir, log=_log)
                 total = sum(p.stat().st_size for p in args.samples_dir.glob("*.nii.gz"))
@@ -74,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name, counts in data_prep.build_datasets(sources, args.prepared, size=args.size,
                                                              log=_log).items():
                     size_mb = (args.prepared / name).stat().st_size / 1e6
-                    _log(f"{name}: {counts['train']} train, {counts['val']} val, {size_mb:.1f} MB")
+                    held = f", {counts['test_subject']} test_subject" if "test_subject" in counts else ""
+                    _log(f"{name}: {counts['train']} train, {counts['val']} val{held}, {size_mb:.1f} MB")
     except GenreconError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

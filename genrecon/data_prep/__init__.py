@@ -4,6 +4,9 @@ Three steps, each idempotent, called by ``scripts/prepare_data.py``:
 
 * :func:`fetch` downloads the packages that hold real scans (PyPI ``nilearn`` wheel, Debian
   ``mricron-data`` and ``invesalius-examples``) into a cache folder and unpacks the few files used.
+* :func:`fetch_more` adds two clinical brain MRIs and two chest CTs (pyradiomics' source distribution) and a
+  whole-head T1 average (pydeface): one subject per modality is held out whole (``test_subject/``, the
+  unseen-subject split), the others join training in the extended datasets (:mod:`.subjects`).
 * :func:`write_samples` writes the two small NIfTI files bundled in ``genrecon/data/samples`` and their
   ``samples.json`` sidecar. Every bundled slice comes from a held-out slab, never from training data.
 * :func:`build_brain_mri_dataset` and :func:`build_head_ct_dataset` write the HDF5 training sets;
@@ -11,7 +14,8 @@ Three steps, each idempotent, called by ``scripts/prepare_data.py``:
   PNG/TIFF or ``.npy`` files.
 
 Modules, one purpose each: ``fetching`` (packages, download, unpacking, :class:`Source` records),
-``readers`` (the inputs, read with :mod:`genrecon.io`'s readers), ``inv3`` (InVesalius projects, read
+``more_sources`` (the added packages), ``nrrd`` (NRRD volumes), ``subjects`` (the unseen-subject split and the
+added training volumes), ``readers`` (the inputs, read with :mod:`genrecon.io`'s readers), ``inv3`` (InVesalius projects, read
 only here), ``volumes`` (reorientation, resampling, normalisation, cropping), ``slabs`` (the held-out
 split), ``slicing`` (volumes to train/val slices), ``datasets`` (the HDF5 layout and the bundled
 datasets), ``folder`` (a dataset from any folder), ``samples`` (the bundled samples), ``progress``.
@@ -45,17 +49,22 @@ from .fetching import (CH2_MEMBER, CH2BETTER_MEMBER, CRANIUM_MEMBER, INVESALIUS_
                        MRICRON_DATA, NILEARN, PACKAGES, FetchedSources, Package, Source, fetch, sources_from_cache)
 from .folder import build_dataset_from_folder
 from .inv3 import inv3_to_ras, read_inv3
+from .more_sources import PYDEFACE, PYRADIOMICS, fetch_more, more_from_cache
+from .nrrd import read_nrrd
 from .progress import Log
 from .readers import read_dicom_series, read_fastmri, read_image, read_nifti, read_npy_stack
 from .samples import N_SAMPLE_SLICES, SAMPLE_SIZE, write_samples
 from .slabs import BRAIN_SLABS, CT_SLABS, DEFAULT_SLABS, SlabRule
 from .slicing import Collected, SliceSet, slice_stack, slice_volume
+from .subjects import ADDED_SLABS, EXTRA_TRAIN, TEST_SUBJECT, TEST_SUBJECTS, WholeVolume
 from .volumes import (CT_NORMALISATION, EMPTY_MIN_FRACTION, EMPTY_THRESHOLD, HU_MAX, HU_MIN, HU_OFFSET, HU_SCALE,
                       MRI_NORMALISATION, ORIENTATION_CONVENTION, ORIENTATIONS, SLICE_AXIS, crop_pad, display_stack,
                       foreground_mask, is_near_empty, normalise_ct, normalise_mri, resample_isotropic, resize,
                       square_crop_box, to_canonical)
 
 __all__ = [
+    "ADDED_SLABS", "EXTRA_TRAIN", "PYDEFACE", "PYRADIOMICS", "TEST_SUBJECT", "TEST_SUBJECTS", "WholeVolume",
+    "fetch_more", "more_from_cache", "read_nrrd",
     "BRAIN_SLABS", "CH2BETTER_MEMBER", "CH2_MEMBER", "CRANIUM_MEMBER", "CT_NORMALISATION", "CT_SLABS",
     "DEFAULT_SLABS", "EMPTY_MIN_FRACTION", "EMPTY_THRESHOLD", "HU_MAX", "HU_MIN", "HU_OFFSET", "HU_SCALE",
     "INVESALIUS_EXAMPLES", "MNI_MEMBER", "MNI_NOTICE", "MRICRON_DATA", "MRI_NORMALISATION", "NILEARN",

@@ -25,13 +25,16 @@ from .progress import Log, say
 from .readers import read_nifti
 from .slabs import BRAIN_SLABS, CT_SLABS, SlabRule
 from .slicing import Collected, SliceSet, slice_volume
+from .subjects import ADDED_SLABS, EXTRA_TRAIN, TEST_SUBJECT, TEST_SUBJECTS, WholeVolume, merged, pick, slice_added
 from .volumes import (CT_NORMALISATION, EMPTY_MIN_FRACTION, EMPTY_THRESHOLD, HU_MAX, HU_MIN, HU_OFFSET, HU_SCALE,
                       MRI_NORMALISATION, ORIENTATION_CONVENTION, normalise_ct, normalise_mri, resample_isotropic,
                       to_canonical)
 
 
 def write_dataset_h5(path: Path | str, data: Collected, attrs: dict) -> dict[str, int]:
-    """Write ``train/*`` and ``val/*`` groups and root ``attrs``; returns ``{"train": n, "val": n}``.
+    """Write ``train/*``, ``val/*`` (and ``test_subject/*`` when it has slices) and root ``attrs``.
+
+    Returns ``{"train": n, "val": n}``, plus ``"test_subject": n`` when that group was written.
 
     Each group holds ``images`` ``(N, S, S)`` float32, ``source`` and ``orientation`` (strings),
     ``index`` int32 (slice index in the canonical isotropic volume, or in the stack) and
@@ -43,8 +46,9 @@ def write_dataset_h5(path: Path | str, data: Collected, attrs: dict) -> dict[str
     from ..io.atomic import atomic_write
 
     counts = {}
+    splits = ("train", "val") + ((TEST_SUBJECT,) if len(data.test_subject) else ())
     with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
-        for split in ("train", "val"):
+        for split in splits:
             s: SliceSet = getattr(data, split)
             g = f.create_group(split)
             size = int(attrs["size"])
@@ -62,6 +66,8 @@ def write_dataset_h5(path: Path | str, data: Collected, attrs: dict) -> dict[str
             f.attrs[key] = value
         f.attrs["n_train"] = counts["train"]
         f.attrs["n_val"] = counts["val"]
+        if TEST_SUBJECT in counts:
+            f.attrs["n_test_subject"] = counts[TEST_SUBJECT]
     return counts
 
 
@@ -118,19 +124,67 @@ def _slice_sources(sources, read_volume, modality: str, normalisation: str, size
     return col, attrs
 
 
+BRAIN_CONTENT = ("T1-weighted magnitude slices, axial/coronal/sagittal, from templates in MNI space: "
+                 "MNI152 is a 152-subject average; ch2 and ch2better are the same single subject "
+                 "(Colin27), so the slabs are in world mm and hold out the same anatomy in both")
+CT_CONTENT = ("head CT: axial slices plus coronal and sagittal reformats of the volume "
+              "resampled to isotropic voxels (linear interpolation along z)")
+_HELD_CONTENT = ("; test_subject: whole volumes of other subjects (thick-slice scans: their acquired axial "
+                 "slices), never in train or val")
+
+
+def _with_sources(attrs: dict, sources: Sequence[Source], stats: dict) -> dict:
+    out = dict(attrs)
+    out.update(sources=json.dumps([s.as_dict() for s in sources]), stats=json.dumps(stats),
+               licence="; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})))
+    return out
+
+
+def _write_with_subjects(out: Path | str, col: Collected, attrs: dict, base: Sequence[Source], modality: str,
+                         test_subjects: Sequence[Source], added: Sequence[Source], extended_out: Path | str | None,
+                         size: int, log: Log) -> dict[str, dict[str, int]]:
+    """Write ``out`` (``col``'s train/val plus the whole held-out volumes) and, when asked, the extended file
+    (the same plus the ``added`` volumes in train/val by :data:`ADDED_SLABS`); counts per file name."""
+    held = Collected()
+    slice_added(test_subjects, modality, WholeVolume(), held, size=size, log=log)
+    primary, primary_attrs = col, attrs
+    if test_subjects:
+        primary = merged(col, held)
+        primary_attrs = _with_sources(attrs, [*base, *test_subjects], primary.stats)
+        primary_attrs["test_subject_rule"] = (WholeVolume().describe() + "; here: "
+                                              + ", ".join(t.name for t in test_subjects))
+        primary_attrs["test_subjects"] = json.dumps([t.name for t in test_subjects])
+        primary_attrs["content"] = attrs["content"] + _HELD_CONTENT
+    counts = {Path(out).name: write_dataset_h5(out, primary, primary_attrs)}
+    if extended_out is not None and added:
+        more = Collected()
+        slice_added(added, modality, ADDED_SLABS, more, size=size, log=log)
+        ext = merged(col, more, held)
+        ext_attrs = _with_sources(primary_attrs, [*base, *added, *test_subjects], ext.stats)
+        names = ", ".join(a.name for a in added)
+        ext_attrs["split_rule"] = attrs["split_rule"] + f"; added volumes ({names}): " + ADDED_SLABS.describe()
+        ext_attrs["content"] = (primary_attrs["content"] + f"; extended: train/val also hold {names} (thick-slice "
+                                "scans: their acquired axial slices only)")
+        counts[Path(extended_out).name] = write_dataset_h5(extended_out, ext, ext_attrs)
+    return counts
+
+
 def build_brain_mri_dataset(sources: Sequence[Source], out: Path | str, *, size: int = 128,
-                            rule: SlabRule = BRAIN_SLABS, log: Log = None) -> dict[str, int]:
+                            rule: SlabRule = BRAIN_SLABS, log: Log = None, test_subjects: Sequence[Source] = (),
+                            added: Sequence[Source] = (), extended_out: Path | str | None = None) -> dict[str, int]:
     """Write ``brain-mri-<size>.h5`` from T1 NIfTI volumes in MNI space (see :mod:`genrecon.data_prep`).
 
+    ``test_subjects`` (NRRD or NIfTI) go whole into ``test_subject/``; with ``extended_out``, a second file also
+    holds the ``added`` volumes in train/val (:mod:`~genrecon.data_prep.subjects`).
+
     Returns:
-        ``{"train": n_train, "val": n_val}``.
+        ``{"train": n_train, "val": n_val}`` of ``out`` (and ``"test_subject": n`` when there are test subjects).
     """
     col, attrs = _slice_sources(sources, _mri_volume, "mri", MRI_NORMALISATION, size, rule, "build_brain_mri_dataset",
                                 log)
-    attrs["content"] = ("T1-weighted magnitude slices, axial/coronal/sagittal, from templates in MNI space: "
-                        "MNI152 is a 152-subject average; ch2 and ch2better are the same single subject "
-                        "(Colin27), so the slabs are in world mm and hold out the same anatomy in both")
-    return write_dataset_h5(out, col, attrs)
+    attrs["content"] = BRAIN_CONTENT
+    return _write_with_subjects(out, col, attrs, sources, "mri", test_subjects, added, extended_out, size,
+                                log)[Path(out).name]
 
 
 def _ct_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -141,27 +195,44 @@ def _ct_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_head_ct_dataset(sources: Sequence[Source], out: Path | str, *, size: int = 128,
-                          rule: SlabRule = CT_SLABS, log: Log = None) -> dict[str, int]:
+                          rule: SlabRule = CT_SLABS, log: Log = None, test_subjects: Sequence[Source] = (),
+                          added: Sequence[Source] = (), extended_out: Path | str | None = None) -> dict[str, int]:
     """Write ``head-ct-<size>.h5`` from InVesalius ``.inv3`` head CTs (axial + reformats).
 
+    ``test_subjects``, ``added`` and ``extended_out`` as in :func:`build_brain_mri_dataset` (NRRD CT in HU).
+
     Returns:
-        ``{"train": n_train, "val": n_val}``.
+        ``{"train": n_train, "val": n_val}`` of ``out`` (and ``"test_subject": n`` when there are test subjects).
     """
     col, attrs = _slice_sources(sources, _ct_volume, "ct", CT_NORMALISATION, size, rule, "build_head_ct_dataset", log)
-    attrs.update({**HU_ATTRS,
-                  "content": "head CT: axial slices plus coronal and sagittal reformats of the volume "
-                             "resampled to isotropic voxels (linear interpolation along z)"})
-    return write_dataset_h5(out, col, attrs)
+    attrs.update({**HU_ATTRS, "content": CT_CONTENT})
+    return _write_with_subjects(out, col, attrs, sources, "ct", test_subjects, added, extended_out, size,
+                                log)[Path(out).name]
 
 
 def build_datasets(sources: FetchedSources, prepared: Path | str, *, size: int = 128,
                    log: Log = None) -> dict[str, dict[str, int]]:
-    """Write ``brain-mri-<size>.h5`` and ``head-ct-<size>.h5`` into ``prepared``."""
+    """Write ``brain-mri-<size>.h5`` and ``head-ct-<size>.h5`` into ``prepared``; with ``sources.extra`` (see
+    :func:`~genrecon.data_prep.more_sources.fetch_more`) they gain ``test_subject/`` and the extended files
+    ``brain-mri-extended-<size>.h5`` and ``ct-extended-<size>.h5`` are written too. Counts per file name."""
     prepared = Path(prepared)
-    return {
-        f"brain-mri-{size}.h5": build_brain_mri_dataset(
-            [sources.mni152, sources.ch2, sources.ch2better], prepared / f"brain-mri-{size}.h5",
-            size=size, log=log),
-        f"head-ct-{size}.h5": build_head_ct_dataset([sources.cranium], prepared / f"head-ct-{size}.h5",
-                                                    size=size, log=log),
-    }
+    extra = sources.extra
+    out: dict[str, dict[str, int]] = {}
+    for modality, build, base, name, ext_name in (
+            ("mri", build_brain_mri_dataset, [sources.mni152, sources.ch2, sources.ch2better],
+             f"brain-mri-{size}.h5", f"brain-mri-extended-{size}.h5"),
+            ("ct", build_head_ct_dataset, [sources.cranium], f"head-ct-{size}.h5", f"ct-extended-{size}.h5")):
+        added = pick(extra, EXTRA_TRAIN[modality])
+        out[name] = build(base, prepared / name, size=size, log=log,
+                          test_subjects=pick(extra, TEST_SUBJECTS[modality]), added=added,
+                          extended_out=prepared / ext_name if added else None)
+        if added:
+            out[ext_name] = _counts(prepared / ext_name)
+    return out
+
+
+def _counts(path: Path) -> dict[str, int]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {split: int(f[split]["images"].shape[0]) for split in ("train", "val", TEST_SUBJECT) if split in f}

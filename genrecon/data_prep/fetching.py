@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -102,12 +102,14 @@ class Source:
 
 @dataclass(frozen=True)
 class FetchedSources:
-    """Paths of the unpacked real volumes (see :func:`fetch`)."""
+    """Paths of the unpacked real volumes (see :func:`fetch`); ``extra``: the added volumes by name
+    (:func:`~genrecon.data_prep.more_sources.fetch_more`), empty unless fetched."""
 
     mni152: Source
     ch2: Source
     ch2better: Source
     cranium: Source
+    extra: dict = field(default_factory=dict)
 
 
 def _run(cmd: Sequence[str], cwd: Path, what: str, hint: str) -> None:

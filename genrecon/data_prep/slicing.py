@@ -1,4 +1,4 @@
-"""Cut normalised volumes and 2-D stacks into square training slices, filed by split (train / val).
+"""Cut normalised volumes and 2-D stacks into square training slices, filed by split (train / val / test_subject).
 
 Each orientation of a volume is cropped to one square around the head (its foreground bounding box over
 the whole stack, plus a margin), resized to ``size`` and clipped to [0, 1]; near-empty slices are skipped
@@ -52,11 +52,21 @@ class SliceSet:
 
 @dataclass
 class Collected:
-    """Train and val slices plus bookkeeping (skipped and gap counts per volume)."""
+    """Train, val and test_subject slices plus bookkeeping (skipped and gap counts per volume).
+
+    ``test_subject`` holds whole volumes of held-out subjects (:mod:`~genrecon.data_prep.subjects`).
+    """
 
     train: SliceSet = field(default_factory=SliceSet)
     val: SliceSet = field(default_factory=SliceSet)
     stats: dict = field(default_factory=dict)
+    test_subject: SliceSet = field(default_factory=SliceSet)
+
+
+def _summary(name: str, counts: dict) -> str:
+    held = f", {counts['test_subject']} test_subject" if "test_subject" in counts else ""
+    return (f"{name}: {counts['train']} train, {counts['val']} val{held}, {counts['gap']} in gaps, "
+            f"{counts['empty']} near-empty skipped")
 
 
 def slice_volume(vol01: np.ndarray, affine: np.ndarray, name: str, out: Collected, *, size: int,
@@ -70,7 +80,8 @@ def slice_volume(vol01: np.ndarray, affine: np.ndarray, name: str, out: Collecte
         name: volume name stored in ``*/source``.
         out: collection that receives the slices.
         size: output side in pixels.
-        rule: held-out slab rule.
+        rule: held-out slab rule (:class:`SlabRule`), or :class:`~genrecon.data_prep.subjects.WholeVolume` for
+            a whole held-out subject.
         orientations: which orientations to cut.
         step_mm: distance between kept slices (every ``round(step_mm / voxel)``-th slice).
         margin: margin around the head's bounding box, relative to its larger side.
@@ -99,10 +110,9 @@ def slice_volume(vol01: np.ndarray, affine: np.ndarray, name: str, out: Collecte
                 counts["empty"] += 1
                 continue
             getattr(out, split).add(img, name, orient, s, position)
-            counts[split] += 1
+            counts[split] = counts.get(split, 0) + 1
     out.stats[name] = counts
-    say(log, f"{name}: {counts['train']} train, {counts['val']} val, {counts['gap']} in gaps, "
-             f"{counts['empty']} near-empty skipped")
+    say(log, _summary(name, counts))
 
 
 def slice_stack(stack01: np.ndarray, name: str, out: Collected, *, size: int, rule: SlabRule,
@@ -128,7 +138,6 @@ def slice_stack(stack01: np.ndarray, name: str, out: Collected, *, size: int, ru
             counts["empty"] += 1
             continue
         getattr(out, split).add(img, name, "stored", s, float(s))
-        counts[split] += 1
+        counts[split] = counts.get(split, 0) + 1
     out.stats[name] = counts
-    say(log, f"{name}: {counts['train']} train, {counts['val']} val, {counts['gap']} in gaps, "
-             f"{counts['empty']} near-empty skipped")
+    say(log, _summary(name, counts))

@@ -1,8 +1,9 @@
 """genrecon's prepared datasets (``scripts/prepare_data.py``): HDF5 with ``<split>/images`` stacks in [0, 1].
 
-The files hold ``train/images`` and ``val/images`` (``(N, H, W)`` float32, already normalised: MRI
-``clip(I / p99.5, 0, 1)``, CT ``hu_unit``; the file's ``normalisation`` attribute says which); ``val`` is
-the held-out part (never used to train the shipped priors, see ``data/README.md``). The loader reads one
+The files hold ``train/images``, ``val/images`` and ``test_subject/images`` (``(N, H, W)`` float32, already
+normalised: MRI ``clip(I / p99.5, 0, 1)``, CT ``hu_unit``; the file's ``normalisation`` attribute says which);
+``val`` holds held-out slabs of the training subjects, ``test_subject`` whole volumes of subjects no training
+set contains (the unseen-subject split; neither was used to train the shipped priors, see ``data/README.md``). The loader reads one
 split, chosen by ``split`` (``data.params``), and serves its slices as cases, so the benchmark's held-out
 slices run through the same pipeline as any other data. The images carry no physical units (``meta["units"]``
 is ``"normalised"``): write ``data.normalize: none`` to keep them as stored.
@@ -25,7 +26,7 @@ from ..types import Case
 from .base import Loader
 from .transforms import as_image, source_stem
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test_subject")
 
 
 @LOADERS.register("prepared")
@@ -51,9 +52,11 @@ class PreparedLoader(Loader):
             raise DataError(f"{source}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
         name = f"{self.split}/images"
         if name not in f or getattr(f[name], "ndim", 0) != 3:
+            hint = ("rerun 'python scripts/prepare_data.py datasets' (without --base-only) to add it"
+                    if self.split == "test_subject" and "train/images" in f else
+                    "not a dataset from scripts/prepare_data.py (fastMRI files take loader: fastmri)")
             f.close()
-            raise DataError(f"{source}: no '{name}' stack (N, H, W): not a dataset from scripts/prepare_data.py "
-                            "(fastMRI files take loader: fastmri)")
+            raise DataError(f"{source}: no '{name}' stack (N, H, W): {hint}")
         return f, f[name]
 
     def n_slices(self, source: str) -> int:
