@@ -18,6 +18,7 @@ app = typer.Typer(
 # (command name, module, function) — each module holds one command
 COMMANDS = [
     ("reconstruct", "reconstruct", "reconstruct"),
+    ("recon", "recon", "recon"),
     ("evaluate", "evaluate", "evaluate"),
     ("list", "list_cmd", "list_plugins"),
     ("check-operator", "check_operator", "check_operator"),

@@ -68,7 +68,7 @@ def reconstruct(
 ) -> None:
     """Simulate measurements and reconstruct them with each configured method; print the comparison."""
     from ..config import deprecations, load_config
-    from ..pipeline import make_loader, plan, run, shard as take_shard
+    from ..pipeline import make_loader, plan, shard as take_shard
 
     cfg = load_config(config, set_ or [])
     for note in deprecations(cfg):
@@ -84,7 +84,16 @@ def reconstruct(
             f"({', '.join(cfg.labels())}), modality {cfg.modality}; outputs would go to {cfg.output.dir}"
         )
         return
-    report = _run_with_progress(cfg, run, quiet=quiet, verbose=verbose, shard=(i, n), evaluate=not no_evaluate,
+    run_and_report(cfg, quiet=quiet, verbose=verbose, shard=(i, n), evaluate=not no_evaluate, overwrite=overwrite)
+
+
+def run_and_report(cfg, *, quiet: bool = False, verbose: bool = False, shard: tuple[int, int] = (0, 1),
+                   evaluate: bool = True, overwrite: bool = False) -> None:
+    """Run a validated config with progress output, then print the comparison table, the measurement and where
+    the outputs are (``genrecon reconstruct`` and ``genrecon recon``)."""
+    from ..pipeline import run
+
+    report = _run_with_progress(cfg, run, quiet=quiet, verbose=verbose, shard=shard, evaluate=evaluate,
                                 overwrite=overwrite)
     if report is None:
         console.print(f"reconstructions written to {Path(cfg.output.dir).resolve()}; "

@@ -166,7 +166,12 @@ def whole_volume_max(cfg: RunConfig, loader, ref: CaseRef, volume_scale: dict[st
     best = 0.0
     for index in range(n):
         case = load_case(cfg, loader, CaseRef(ref.source, index, ref.volume), volume_scale, image_only=True)
-        best = max(best, float(center_crop(case.image.abs(), cfg.evaluate.crop).max()))
+        image = case.image
+        if cfg.modality == "ct":  # the reference is the attenuation the simulation makes of the image (HU -> mu)
+            from ..simulate.ct import attenuation
+
+            image = attenuation(case, cfg.simulate.hu_to_mu)
+        best = max(best, float(center_crop(image.abs(), cfg.evaluate.crop).max()))
     return best
 
 
