@@ -169,13 +169,40 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class AugmentSection:
-    """Random augmentation of training images (drawn from a seeded generator)."""
+    """Random augmentation of training images (drawn from a seeded generator; :mod:`genrecon.training.augment`).
 
-    flips: bool = field(default=False, metadata={"doc": "random left-right flips"})
+    Every key is off by default, and a config without the keys added later (all but ``flips``, ``rotation_deg``
+    and ``intensity_scale``) draws the same random numbers and gives bit-identical batches as before.
+    """
+
+    flips: bool = field(default=False, metadata={"doc": "random left-right flips (probability 1/2)"})
     rotation_deg: float = field(default=0.0, metadata={"ge": 0, "le": 180, "doc": "uniform rotation in +-deg"})
     intensity_scale: float = field(
         default=0.0, metadata={"ge": 0, "lt": 1, "doc": "multiply by U(1-s, 1+s), clamp to [0, 1]"}
     )
+    vflips: bool = field(default=False, metadata={"doc": "random up-down flips (probability 1/2)"})
+    scale: float = field(default=0.0, metadata={
+        "ge": 0, "le": 0.5, "doc": "zoom by U(1-s, 1+s) about the centre (0: off; range 0..0.5)"})
+    shear_deg: float = field(default=0.0, metadata={
+        "ge": 0, "le": 45, "doc": "shear by U(-d, d) degrees (0: off; range 0..45)"})
+    elastic_px: float = field(default=0.0, metadata={
+        "ge": 0, "le": 32, "doc": "elastic deformation: largest displacement in pixels (0: off; range 0..32)"})
+    elastic_grid: int = field(default=5, metadata={
+        "ge": 2, "le": 64, "doc": "control points per side of the elastic field (2..64; more: finer warps)"})
+    crop_min: float = field(default=1.0, metadata={
+        "gt": 0, "le": 1, "doc": "random square crop of side U(c, 1) of the image, resized back (1: off; 0 < c <= 1)"})
+    gamma: float = field(default=1.0, metadata={
+        "ge": 1, "le": 4, "doc": "gamma x^g, g = exp(U(-ln G, ln G)) (1: off; range 1..4)"})
+    contrast: float = field(default=0.0, metadata={
+        "ge": 0, "lt": 1, "doc": "contrast m + c (x - m) about the image mean, c ~ U(1-s, 1+s) (0: off; 0..<1)"})
+    bias_field: float = field(default=0.0, metadata={
+        "ge": 0, "le": 1, "doc": "smooth multiplicative bias exp(b), b a random quadratic, |b| <= this (0: off; 0..1)"})
+    noise_std: float = field(default=0.0, metadata={
+        "ge": 0, "le": 0.5, "doc": "additive Gaussian noise of std U(0, s) (0: off; range 0..0.5)"})
+
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`genrecon.training.augment.augment`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)

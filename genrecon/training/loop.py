@@ -229,8 +229,7 @@ class _Trainer:
     def train_step(self) -> tuple[torch.Tensor, float]:
         t, a = self.cfg.train, self.cfg.augment
         idx = self.batches.next_indices()
-        x = augment(self.data.train[idx], self.aug_gen, flips=a.flips, rotation_deg=a.rotation_deg,
-                    intensity_scale=a.intensity_scale).to(self.device)
+        x = augment(self.data.train[idx], self.aug_gen, **a.params()).to(self.device)
         lr = self.lr_for(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
