@@ -38,10 +38,14 @@ class Plan:
     fan_views: int = 180        # over 360 degrees; source at 2N, detector at N beyond the isocentre
     peers: bool = True
     operators: tuple[str, ...] | None = None  # None: every registered operator
+    full_size: tuple[tuple[int, int], ...] = ()  # CT parallel beam (size, views) rows of set-up and memory, #17
+    full_matrix_limit_mib: float = 4096.0  # build genrecon's stored matrix at full size when its peak fits this
 
 
 def default_plan(opts: Options) -> Plan:
-    return Plan(sizes=(64, 128)) if opts.quick else Plan()
+    if opts.quick:
+        return Plan(sizes=(64, 128), full_size=((64, 45),))
+    return Plan(full_size=((512, 180), (512, 720)))
 
 
 # -- building the operators ----------------------------------------------------------------------------
@@ -105,7 +109,9 @@ def measure_genrecon(op, n: int, plan: Plan, opts: Options, device: str) -> dict
     from ..operators.ct import clear_cache
 
     row: dict[str, Any] = {"implementation": "genrecon", "device": device}
-    if hasattr(op, "matrices"):  # CT: build the float32 matrices first, timed separately
+    if hasattr(op, "matrices") and not op.uses_matrix:
+        row["note"] = f"on the fly (a stored matrix would be ~{op.matrix_bytes() / 2**20:.0f} MiB)"
+    elif hasattr(op, "matrices"):  # CT: build the float32 matrices first, timed separately
         clear_cache()
         t0 = time.perf_counter()
         mats = op.matrices(torch.float32, device)
@@ -276,7 +282,7 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
     doc = new_document(NAME, TITLE, opts, {
         "sizes": list(plan.sizes), "batch": plan.batch, "coils": plan.coils, "acceleration": plan.acceleration,
         "parallel_views": plan.parallel_views, "fan_views": plan.fan_views, "repeats": opts.repeats,
-        "operators": names, "peers": plan.peers})
+        "operators": names, "peers": plan.peers, "full_size": [list(g) for g in plan.full_size]})
     for name in names:
         for n in plan.sizes:
             built = build(name, n, plan)
@@ -291,6 +297,11 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
             if plan.peers:
                 for row in peer_rows(name, op, n, plan, opts):
                     doc["records"].append({**base, **row})
+    if plan.full_size and (plan.operators is None or "ct_parallel" in plan.operators):
+        from .ct_full import full_size_records
+
+        full = full_size_records(plan.full_size, opts.repeats, plan.full_matrix_limit_mib, log)
+        doc["records"] += [{**r, "full_size": True} for r in full]
     doc["tables"] = make_tables(doc)
     return doc
 
@@ -312,7 +323,7 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         for r in doc["records"]:
-            if r["operator"] != name:
+            if r["operator"] != name or r.get("full_size"):
                 continue
             head = [name, str(r["size"]), r["implementation"]]
             if "missing" in r:
@@ -330,6 +341,12 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append([*head, fmt(r["forward_ms"], ".2f"), fmt(r["adjoint_ms"], ".2f"),
                          f"{err} / {err32}" if r.get("adjoint_error") is not None else err32,
                          fmt(r.get("batch_peak_mib"), ".0f"), "; ".join(extra)])
-    return [table("Forward / adjoint speed, adjoint error and batch memory",
-                  ["operator", "size", "implementation", "forward ms", "adjoint ms", "adjoint error (f64 / f32)",
-                   f"batch-{s['batch']} peak MiB", "notes"], rows, conventions=conventions)]
+    tables = [table("Forward / adjoint speed, adjoint error and batch memory",
+                    ["operator", "size", "implementation", "forward ms", "adjoint ms", "adjoint error (f64 / f32)",
+                     f"batch-{s['batch']} peak MiB", "notes"], rows, conventions=conventions)]
+    full = [r for r in doc["records"] if r.get("full_size")]
+    if full:
+        from .ct_full import full_size_table
+
+        tables.append(full_size_table(full, s["repeats"]))
+    return tables

@@ -25,8 +25,10 @@ import torch
 
 from .weights import block_weights, n_candidates
 
-#: bytes of temporaries one block of views may use (small blocks stay in the CPU caches)
-BLOCK_BYTES = 16 * 2**20
+#: image rows per tile of the parallel-beam forward (each tile is interpolated on its own window of bin edges)
+TILE_ROWS = 16
+#: bytes of temporaries one block of views may use (small blocks stay in the CPU caches: measured fastest)
+BLOCK_BYTES = 2**20
 
 
 class Apply(torch.autograd.Function):
@@ -100,51 +102,72 @@ def _passes(op, device):
     return groups
 
 
-def _interp(table: torch.Tensor, slope: torch.Tensor, pos: torch.Tensor, offset: torch.Tensor, hi: int):
-    """``table`` (flat, or ``(M, B)``) linearly interpolated at ``clamp(pos, 0, hi) + offset``: ``table`` holds a
-    cumulative sum ``F`` and ``slope`` its increments ``F[m + 1] - F[m]`` (0 at the end of each segment)."""
+def _interp(table: torch.Tensor, pos: torch.Tensor, offset: torch.Tensor, hi: int) -> torch.Tensor:
+    """``F`` linearly interpolated at ``clamp(pos, 0, hi) + offset`` (``pos`` is overwritten); ``table`` ``(B, M)``
+    complex holds ``F + i dF`` (cumulative sums and their increments, 0 at segment ends: one gather per point).
+    Returns ``(B, pos.numel())``."""
     pos.clamp_(0, hi)
     fl = torch.floor(pos)
-    frac = pos.sub_(fl)
+    frac = pos.sub_(fl).view(-1)
     idx = fl.to(torch.int32).add_(offset).view(-1)
-    out = table.index_select(0, idx)
-    return out.addcmul_(slope.index_select(0, idx), frac.view(-1) if table.dim() == 1 else frac.view(-1, 1))
+    g = torch.view_as_real(table[0].index_select(0, idx) if table.shape[0] == 1 else table.index_select(1, idx))
+    return torch.addcmul(g[..., 0], g[..., 1], frac).view(table.shape[0], -1)
 
 
-def _cumsum_table(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(F, dF)`` of ``rows`` ``(R, L, B)``: cumulative sums ``(R, L + 1, B)`` from 0 and the padded rows, flat."""
-    r, length, b = rows.shape
-    table = rows.new_zeros(r, length + 1, b)
-    torch.cumsum(rows, 1, out=table[:, 1:])
-    slope = rows.new_zeros(r, length + 1, b)
-    slope[:, :length] = rows
-    shape = (-1,) if b == 1 else (-1, b)
-    return table.view(shape), slope.view(shape)
+def _cumsum_table(rows: torch.Tensor) -> torch.Tensor:
+    """``F + i dF`` of ``rows`` ``(B, R, L)``: cumulative sums ``(B, R, L + 1)`` from 0 and the rows padded with
+    a 0, packed as one complex ``(B, R * (L + 1))`` table."""
+    b, r, length = rows.shape
+    table = rows.new_zeros(b, r, length + 1, 2)
+    torch.cumsum(rows, 2, out=table[:, :, 1:, 0])
+    table[:, :, :length, 1] = rows
+    return torch.view_as_complex(table).view(b, -1)
 
 
 def parallel_forward(op, x: torch.Tensor) -> torch.Tensor:
-    """``A x`` of a parallel beam for ``x`` ``(B, N*N)``; returns ``(B, V, D)``."""
+    """``A x`` of a parallel beam for ``x`` ``(B, N*N)``; returns ``(B, V, D)``.
+
+    Rows go in tiles of :data:`TILE_ROWS`; a tile is interpolated only at the bin edges inside its rows'
+    footprints (a window of ~``N |a| / du`` edges, not all ``D + 1``): below the window its ``C_r`` are 0,
+    above it the row sums, which enter the bin differences once, at the window's end.
+    """
     b, n, n_det, du = x.shape[0], op.image_size, op.n_detectors, op.detector_spacing
-    dt, dev = x.dtype, x.device
-    image = x.view(b, n, n)
+    dt, dev, f64 = x.dtype, x.device, torch.float64
+    h = min(TILE_ROWS, n)
+    nt = -(-n // h)
+    image = torch.nn.functional.pad(x.view(b, n, n), (0, 0, 0, nt * h - n))  # zero rows up to whole tiles
     out = x.new_empty(b, op.n_views, n_det)
-    k = torch.arange(n_det + 1, dtype=torch.float64, device=dev)
-    edge0 = -n_det * du / 2
-    offset = (torch.arange(n, dtype=torch.int32, device=dev) * (n + 1)).view(1, n, 1)
-    nb_max = views_per_block(op.n_views, n * (n_det + 1) * (12 + 3 * x.element_size() * b),
-                             op.memory_budget_mib * 2**20 / 4)
+    offset = (torch.arange(nt * h, dtype=torch.int32, device=dev) * (n + 1)).view(1, nt, h, 1)
     for row_view, views, a, o in _passes(op, dev):
-        img = image if row_view else image.transpose(1, 2)
-        table, slope = _cumsum_table(img.permute(1, 2, 0))
+        img = image if row_view else torch.nn.functional.pad(x.view(b, n, n).transpose(1, 2), (0, 0, 0, nt * h - n))
+        table = _cumsum_table(img)
+        tile_sums = img.sum(2).view(b, nt, h).sum(2)
+        o = torch.cat([o, o[:, -1:].expand(-1, nt * h - n)], 1)
+        alpha, beta = du / a, (-n_det * du / 2 - o) / a.view(-1, 1) + n / 2  # t[v, r, k] = k alpha + beta[v, r]
+        e1, e2 = -beta / alpha.view(-1, 1), (n - beta) / alpha.view(-1, 1)  # where t = 0 and t = N
+        lo = torch.floor(torch.minimum(e1, e2).view(-1, nt, h).amin(2))
+        hi = torch.ceil(torch.maximum(e1, e2).view(-1, nt, h).amax(2))
+        width = min(int((hi - lo).max()) + 1, n_det + 1)
+        start = lo.clamp(0, n_det + 1 - width)  # (views, tiles): the first edge of each tile's window
+        full = torch.where(alpha.view(-1, 1) > 0, start + width, start).long()  # where the row sums enter
+        q = torch.arange(width, dtype=f64, device=dev)
+        nb_max = views_per_block(views.numel(), n * width * (12 + 3 * x.element_size() * b),
+                                 op.memory_budget_mib * 2**20 / 4)
         for v0 in range(0, views.numel(), nb_max):
-            av, ov = a[v0 : v0 + nb_max], o[v0 : v0 + nb_max]
+            av, bv, sv = alpha[v0 : v0 + nb_max], beta[v0 : v0 + nb_max], start[v0 : v0 + nb_max]
             nb = av.numel()
-            beta = ((edge0 - ov) / av.view(-1, 1) + n / 2).to(dt).unsqueeze(-1)
-            pos = (k.view(1, 1, -1) * (du / av).view(-1, 1, 1)).to(dt) + beta  # t[v, r, k] in pixel boundaries
-            g = _interp(table, slope, pos, offset, n)
-            s = g.view(nb, n, n_det + 1, b).sum(1)
-            diff = (s[:, 1:] - s[:, :-1]).mul_((torch.sign(av) / du).to(dt).view(-1, 1, 1))
-            out[:, views[v0 : v0 + nb]] = diff.permute(2, 0, 1)
+            pos = (q * av.view(-1, 1, 1, 1)).to(dt) + (sv.view(nb, nt, 1, 1) * av.view(-1, 1, 1, 1)
+                                                       + bv.view(nb, nt, h, 1)).to(dt)
+            g = _interp(table, pos, offset, n).view(b, nb, nt, h, width).sum(3)
+            rows = torch.arange(nb, device=dev).view(-1, 1, 1) * (n_det + 2)
+            s = x.new_zeros(b, nb * (n_det + 2))
+            s.index_add_(1, (rows + sv.long().view(nb, nt, 1) + q.long()).view(-1), g.reshape(b, -1))
+            d = x.new_zeros(b, nb * (n_det + 2))
+            sign = torch.sign(av).to(dt).view(1, -1, 1)
+            d.index_add_(1, (rows.view(-1, 1) + full[v0 : v0 + nb]).view(-1), (tile_sums.unsqueeze(1) * sign).reshape(b, -1))
+            s, d = s.view(b, nb, -1), d.view(b, nb, -1)
+            diff = s[:, :, 1 : n_det + 1] - s[:, :, :n_det] + d[:, :, 1 : n_det + 1]
+            out[:, views[v0 : v0 + nb]] = diff.mul_((torch.sign(av) / du).to(dt).view(-1, 1))
     return out
 
 
@@ -154,18 +177,16 @@ def parallel_adjoint(op, y: torch.Tensor) -> torch.Tensor:
     dt, dev = y.dtype, y.device
     m = torch.arange(n + 1, dtype=torch.float64, device=dev) - n / 2
     edge0 = -n_det * du / 2
-    acc = [y.new_zeros(n, n, b), y.new_zeros(n, n, b)]
+    acc = [y.new_zeros(b, n, n), y.new_zeros(b, n, n)]
     nb_max = views_per_block(op.n_views, n * (n + 1) * (12 + 3 * y.element_size() * b),
                              op.memory_budget_mib * 2**20 / 4)
     for row_view, views, a, o in _passes(op, dev):
         for v0 in range(0, views.numel(), nb_max):
             av, ov, vv = a[v0 : v0 + nb_max], o[v0 : v0 + nb_max], views[v0 : v0 + nb_max]
             nb = av.numel()
-            sino = (y[:, vv] / av.to(dt).view(1, -1, 1)).permute(1, 2, 0)  # (nb, D, B), 1/a folded in
-            table, slope = _cumsum_table(sino)
+            table = _cumsum_table(y[:, vv] / av.to(dt).view(1, -1, 1))  # 1/a folded in
             pos = (m.view(1, 1, -1) * (av / du).view(-1, 1, 1)).to(dt) + ((ov - edge0) / du).to(dt).unsqueeze(-1)
             offset = (torch.arange(nb, dtype=torch.int32, device=dev) * (n_det + 1)).view(-1, 1, 1)
-            q = _interp(table, slope, pos, offset, n_det).view(nb, n, n + 1, b).sum(0)
-            acc[0 if row_view else 1] += q[:, 1:] - q[:, :-1]
-    total = acc[0] + acc[1].transpose(0, 1)
-    return total.permute(2, 0, 1).reshape(b, n * n)
+            q = _interp(table, pos, offset, n_det).view(b, nb, n, n + 1).sum(1)
+            acc[0 if row_view else 1] += q[:, :, 1:] - q[:, :, :-1]
+    return (acc[0] + acc[1].transpose(1, 2)).reshape(b, n * n)
