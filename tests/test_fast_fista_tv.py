@@ -132,6 +132,19 @@ def test_single_coil_norm_is_exactly_one_and_the_power_method_agrees():
     assert SingleCoilMRI(torch.zeros(8, 8, dtype=torch.bool)).norm_squared() == 0.0
 
 
+def test_multi_coil_norm_with_a_full_mask_is_the_largest_coil_energy():
+    g = torch.Generator().manual_seed(4)
+    maps = _example_maps(3, 16, g).to(torch.complex128) * torch.linspace(0.5, 1.2, 16, dtype=torch.float64)
+    full = MultiCoilMRI(maps, torch.ones(16, 16, dtype=torch.bool))
+    expected = float(maps.abs().square().sum(0).max())
+    assert full.norm_squared() == pytest.approx(expected, rel=1e-12)
+    assert full.norm(n_iter=500, tol=0.0, generator=g) ** 2 == pytest.approx(expected, rel=1e-3)
+    sub = MultiCoilMRI(maps, _masks(16, 16, g)["columns"])  # undersampled: the power method, below the bound
+    assert 0 < sub.norm_squared() <= expected * (1 + 1e-6)
+    assert sub.norm_squared() == pytest.approx(sub.norm(n_iter=50, tol=1e-5, generator=torch.Generator().manual_seed(0))
+                                               ** 2, rel=1e-4)
+
+
 def _reference_fista_tv(y, op, lam, n_iter, inner):
     """FISTA-TV written out: centred operator, textbook prox, no buffers."""
     aty = op.adjoint(y)
