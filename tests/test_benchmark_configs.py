@@ -91,3 +91,31 @@ def test_the_suite_overrides_only_what_its_options_say(tmp_path, monkeypatch):
     assert {m["method"] for m in missing} == {"dps", "dps_project", "dps_project_tv"}
     assert all(m["missing"] == "not shipped" for m in missing)
     assert [r["name"] for r in raw["reconstructors"]] == ["fbp", "fista_tv"] + ["latent_inversion"] * 3
+
+
+def test_the_unseen_subject_split_reads_whole_held_out_subjects(tmp_path, monkeypatch):
+    """--split test_subject: the same configs on the subjects never trained on, 12 evenly spaced slices of them."""
+    from genrecon.benchmark.images import slice_indices
+
+    monkeypatch.chdir(ROOT)
+    data = tmp_path / "data"
+    data.mkdir()
+    path = _prepared(data / "brain-mri-128.h5", n_val=200)
+    with h5py.File(path, "a") as f:
+        f["test_subject/images"] = np.zeros((23, 8, 8), np.float32)
+    opts = Options(out=tmp_path / "out", data_dir=data, split="test_subject")
+    raw, _ = generative.run_config("mri8", generative.default_plan(opts), opts, tmp_path / "run")
+    assert raw["data"]["params"]["split"] == "test_subject"
+    assert raw["data"]["slices"] == slice_indices(23, 12)
+    cfg = load_config_dict(raw)
+    assert len(plan(cfg, make_loader(cfg))) == 12
+
+
+def test_benchmark_refuses_an_unknown_split(tmp_path):
+    from typer.testing import CliRunner
+
+    from genrecon.cli.main import app
+
+    res = CliRunner().invoke(app, ["benchmark", "generative", "--split", "test", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "--split: 'test' is not one of" in res.output
+    assert not (tmp_path / "o").exists()

@@ -53,6 +53,8 @@ class Options:
         all_devices: the device was chosen automatically: the scaling suite then measures CPU and CUDA.
         jobs: worker processes for the generative suite (slices run in parallel, one torch thread each).
         settings: the generative settings to run (None: all).
+        split: generative: the prepared datasets' split: ``val`` (held-out slabs of the training subjects, the
+            configs' choice) or ``test_subject`` (whole subjects never used in training).
     """
 
     out: Path
@@ -67,6 +69,7 @@ class Options:
     all_devices: bool = False
     jobs: int = 1
     settings: tuple[str, ...] | None = None
+    split: str = "val"
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -139,9 +139,11 @@ def run_config(setting: str, plan: Plan, opts: Options, out: Path) -> tuple[dict
     data = raw["data"]
     if plan.source == "prepared":
         data["source"] = str(_source(setting, opts))
-        if plan.slices is not None:
-            n = PreparedLoader(**data.get("params", {})).n_slices(data["source"])
-            data["slices"] = slice_indices(n, plan.slices)
+        written_split = data.get("params", {}).get("split", "val")
+        data["params"] = {**data.get("params", {}), "split": opts.split}
+        if plan.slices is not None or opts.split != written_split:  # the configs list val slices
+            n = PreparedLoader(**data["params"]).n_slices(data["source"])
+            data["slices"] = slice_indices(n, plan.slices if plan.slices is not None else len(data["slices"]))
     else:  # the bundled samples resized to the priors' 128 (smoke: not held out from anything)
         ct = raw["simulate"]["modality"] == "ct"
         raw["data"] = {"source": "sample:head-ct" if ct else "sample:brain-mri", "slices": list(plan.bundled_indices),
@@ -269,7 +271,7 @@ def _references(out: Path, data_range: float) -> tuple[list[str], float, float]:
 
 def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
     plan = plan or default_plan(opts)
-    doc = new_document(NAME, TITLE, opts, {"settings": list(plan.settings), "source": plan.source,
+    doc = new_document(NAME, TITLE, opts, {"settings": list(plan.settings), "source": plan.source, "split": opts.split,
                                            "data_dir": str(opts.data_dir), "jobs": opts.jobs, "configs": {},
                                            "images": {}, "reference_max_min": {}, "methods": {}})
     s = doc["settings"]

@@ -59,8 +59,10 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
     s = doc["settings"]
     summ = _ordered(doc)
     n = {m: len(v) for m, v in s.get("images", {}).items()}
-    source = ("held-out val slices of " + s["data_dir"] if s["source"] == "prepared"
-              else "bundled sample slices resized to 128x128 (smoke: not held out from anything)")
+    split = s.get("split", "val")
+    source = ("bundled sample slices resized to 128x128 (smoke: not held out from anything)" if s["source"] != "prepared"
+              else f"held-out val slices of {s['data_dir']}: slabs of the subjects the priors were trained on"
+              if split == "val" else f"{split} slices of {s['data_dir']}: whole subjects never used in training")
     ranges = "; ".join(f"{m.upper()}: {data_range_note(*v)}" for m, v in s.get("reference_max_min", {}).items())
     conv = metric_conventions(
         data_range="the configs' evaluate.data_range: 1 in image units ([0, 1]: MRI clip(I / p99.5, 0, 1), CT "

@@ -104,6 +104,8 @@ def benchmark(
     seed: int = typer.Option(0, "--seed", help="base seed of masks, noise and samplers"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1,
                              help="generative: worker processes (slices in parallel, 1 thread each; CPU only)"),
+    split: str = typer.Option("val", "--split", help="generative: val (held-out slabs of the training subjects) or "
+                                                  "test_subject (whole subjects never trained on)"),
     settings: Optional[str] = typer.Option(None, "--settings",
                                            help="generative: comma list of mri4, mri8, mri16, ct60, ct30, ct15, "
                                                 "ct_lim90 (default: all)"),
@@ -120,13 +122,19 @@ def benchmark(
 
         if check_settings(list(picked)):
             raise ConfigError(check_settings(list(picked)))
+    from ..io.prepared import SPLITS
+
+    if split not in SPLITS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
     dev, all_devices = _device(device)
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="genrecon-benchmark-smoke-")) if names == ["smoke"] else Path("benchmarks")
     apply_threads(threads)
     opts = Options(out=out, device=dev, threads=threads, repeats=repeats, quick=quick, slices=slices,
                    samples=samples, data_dir=data, seed=seed, all_devices=all_devices, jobs=jobs,
-                   settings=picked)
+                   settings=picked, split=split)
     problems = bench.preflight(names, opts)
     if problems:
         from ..errors import DataError
