@@ -138,3 +138,16 @@ def test_always_refuses_a_matrix_over_the_limit():
 def test_adjoint_error_of_a_larger_on_the_fly_geometry():
     op = ParallelBeam(image_size=96, angles=_uniform(50), matrix="never")
     assert adjoint_error(op, torch.Generator().manual_seed(3), dtype=torch.float64) < 1e-6
+
+
+def test_full_size_benchmark_rows_at_a_tiny_size():
+    from genrecon.benchmark.ct_full import full_size_records, full_size_table
+    from genrecon.benchmark.common import no_log
+
+    records = full_size_records(((24, 10),), 1, 4096.0, no_log)
+    names = [r["implementation"] for r in records]
+    assert names[:2] == ["genrecon (stored matrix)", "genrecon (on the fly)"] and len(records) == 5
+    fly = records[1]
+    assert fly["adjoint_error"] < 1e-6 and fly["max_rel_diff"] < 1e-4 and fly["forward_ms"] >= 0
+    t = full_size_table(records, 1)
+    assert len(t["rows"]) == 5 and all(len(r) == len(t["columns"]) for r in t["rows"])

@@ -2,10 +2,10 @@
 
 For each (size, views): genrecon on the fly (``matrix: never``), genrecon's stored matrix where its build fits
 ``Plan.full_matrix_limit_mib``, and ASTRA's CPU kernels ('line', 'linear', 'strip') on the same geometry:
-set-up seconds, peak memory of set-up + forward + adjoint, forward / adjoint milliseconds of one image and
-of a batch of 8 (ASTRA: 8 calls). Times are CPU seconds of this process (``time.process_time``: the machine
-may be shared), median of ``repeats`` runs after a warm-up; the batch of 8 is timed once for ASTRA at
-``views > 360`` (8 calls are already 8 repeats).
+set-up seconds and the peak memory of set-up + one forward + one adjoint (each implementation on its own),
+then forward / adjoint milliseconds of one image and of a batch of 8 (ASTRA: 8 calls), timed in interleaved
+rounds (every implementation once per round) so that a shared machine's load falls on all alike. Times are
+CPU seconds of this process (``time.process_time``), medians over the rounds.
 """
 
 from __future__ import annotations
@@ -22,104 +22,114 @@ from . import peers
 from .common import PeakMemory, fmt, table
 
 
-def _cpu_median(fn: Callable[[], Any], repeats: int) -> float:
-    with torch.no_grad():
-        fn()
-        times = []
-        for _ in range(max(1, repeats)):
-            t0 = time.process_time()
-            fn()
-            times.append(time.process_time() - t0)
-    return float(statistics.median(times))
+def _cpu(fn: Callable[[], Any]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
 
 
-def _genrecon_row(n: int, views: int, matrix: str, repeats: int, reference=None) -> dict[str, Any]:
-    from ..operators.base import adjoint_error
-    from ..operators.ct import ParallelBeam, clear_cache
+def _genrecon(n: int, views: int, matrix: str) -> tuple[dict[str, Any], dict[str, Callable]]:
+    from ..operators.ct import ParallelBeam
 
-    clear_cache()
-    angles = [math.pi * i / views for i in range(views)]
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 1, n, n, generator=g)
+    x, x8 = torch.rand(1, 1, n, n, generator=g), torch.rand(8, 1, n, n, generator=g)
     with torch.no_grad(), PeakMemory("cpu") as pm:
         t0, w0 = time.process_time(), time.perf_counter()
-        op = ParallelBeam(image_size=n, angles=angles, matrix=matrix).prepare(torch.float32, "cpu")
-        setup, setup_wall = time.process_time() - t0, time.perf_counter() - w0
+        op = ParallelBeam(image_size=n, angles=[math.pi * i / views for i in range(views)], matrix=matrix)
+        op.prepare(torch.float32, "cpu")
+        setup, wall = time.process_time() - t0, time.perf_counter() - w0
         y = op(x)
         op.adjoint(y)
-    row = {"implementation": f"genrecon ({'stored matrix' if matrix == 'always' else 'on the fly'})",
-           "setup_s": setup, "setup_wall_s": setup_wall, "peak_mib": pm.mib,
-           "forward_ms": 1e3 * _cpu_median(lambda: op(x), repeats),
-           "adjoint_ms": 1e3 * _cpu_median(lambda: op.adjoint(y), repeats)}
-    x8 = torch.rand(8, 1, n, n, generator=g)
     y8 = op(x8)
-    row["batch8_forward_ms"] = 1e3 * _cpu_median(lambda: op(x8), max(1, repeats // 2))
-    row["batch8_adjoint_ms"] = 1e3 * _cpu_median(lambda: op.adjoint(y8), max(1, repeats // 2))
-    if reference is not None:
-        row["max_rel_diff"] = float((y - reference).abs().max() / reference.abs().max())
-    if matrix == "never":  # scale-free float64 adjoint error, ||A|| from 5 power steps from a constant image
-        v = torch.ones(1, 1, n, n, dtype=torch.float64)
-        with torch.no_grad():
-            for _ in range(5):
-                v = op.adjoint(op(v))
-                v /= v.norm()
-            norm = math.sqrt(float(op(v).norm() ** 2))
-        row["adjoint_error"] = adjoint_error(op, torch.Generator().manual_seed(1), dtype=torch.float64, batch=1,
-                                             norm=norm)
-    clear_cache()
-    return row, y
+    row = {"implementation": f"genrecon ({'stored matrix' if matrix == 'always' else 'on the fly'})",
+           "setup_s": setup, "setup_wall_s": wall, "peak_mib": pm.mib, "y": y}
+    return row, {"forward": lambda: op(x), "adjoint": lambda: op.adjoint(y), "batch8_forward": lambda: op(x8),
+                 "batch8_adjoint": lambda: op.adjoint(y8), "op": op}
 
 
-def _astra_row(kind: str, n: int, views: int, n_det: int, repeats: int) -> dict[str, Any]:
+def _astra(kind: str, n: int, views: int, n_det: int):
     import astra
 
-    angles = np.arange(views) * math.pi / views
     rng = np.random.default_rng(0)
     x, y = rng.random(n * n).astype(np.float32), rng.random(views * n_det).astype(np.float32)
     with PeakMemory("cpu") as pm:
         t0, w0 = time.process_time(), time.perf_counter()
-        pid = astra.create_projector(kind, astra.create_proj_geom("parallel", 1.0, n_det, angles),
+        geometry = astra.create_proj_geom("parallel", 1.0, n_det, np.arange(views) * math.pi / views)
+        pid = astra.create_projector(kind, geometry,
                                      astra.create_vol_geom(n, n))
         W = astra.OpTomo(pid)
-        setup, setup_wall = time.process_time() - t0, time.perf_counter() - w0
+        setup, wall = time.process_time() - t0, time.perf_counter() - w0
         W.T @ (W @ x)
-    try:
-        row = {"implementation": f"{peers.label('astra')} CPU '{kind}'", "setup_s": setup, "setup_wall_s": setup_wall,
-               "peak_mib": pm.mib, "forward_ms": 1e3 * _cpu_median(lambda: W @ x, repeats),
-               "adjoint_ms": 1e3 * _cpu_median(lambda: W.T @ y, repeats)}
-        reps8 = 1 if views > 360 else max(1, repeats // 2)
-        row["batch8_forward_ms"] = 1e3 * _cpu_median(lambda: [W @ x for _ in range(8)], reps8)
-        row["batch8_adjoint_ms"] = 1e3 * _cpu_median(lambda: [W.T @ y for _ in range(8)], reps8)
-        return row
-    finally:
-        astra.projector.delete(pid)
+    row = {"implementation": f"{peers.label('astra')} CPU '{kind}'", "setup_s": setup, "setup_wall_s": wall,
+           "peak_mib": pm.mib}
+    return row, {"forward": lambda: W @ x, "adjoint": lambda: W.T @ y,
+                 "batch8_forward": lambda: [W @ x for _ in range(8)],
+                 "batch8_adjoint": lambda: [W.T @ y for _ in range(8)], "release": lambda: astra.projector.delete(pid)}
+
+
+def _adjoint_error(op) -> float:
+    """Scale-free float64 adjoint error, ``||A||`` from 5 power steps from a constant image."""
+    from ..operators.base import adjoint_error
+
+    v = torch.ones(1, *op.domain_shape, dtype=torch.float64)
+    with torch.no_grad():
+        for _ in range(5):
+            v = op.adjoint(op(v))
+            v /= v.norm()
+        norm = float(op(v).norm())
+    return adjoint_error(op, torch.Generator().manual_seed(1), dtype=torch.float64, batch=1, norm=norm)
 
 
 def full_size_records(geometries, repeats: int, matrix_limit_mib: float, log) -> list[dict[str, Any]]:
     """Records for each ``(size, views)`` in ``geometries`` (see the module docstring)."""
-    from ..operators.ct import ParallelBeam, default_n_detectors
+    from ..operators.ct import ParallelBeam, clear_cache, default_n_detectors
 
     records = []
     for n, views in geometries:
-        base = {"operator": "ct_parallel", "size": n, "views": views, "n_detectors": default_n_detectors(n)}
-        fits = ParallelBeam(image_size=n, angles=[0.0] * views).matrix_bytes() * 2.5 <= matrix_limit_mib * 2**20
-        log(f"operators: full-size CT {n}x{n}, {views} views (matrix {'built' if fits else 'not built'})")
-        reference = None
-        if fits:
-            row, reference = _genrecon_row(n, views, "always", repeats)
-            records.append({**base, **row})
+        n_det = default_n_detectors(n)
+        base = {"operator": "ct_parallel", "size": n, "views": views, "n_detectors": n_det}
+        est = ParallelBeam(image_size=n, angles=[0.0] * views).matrix_bytes()
+        log(f"operators: full-size CT {n}x{n}, {views} views")
+        clear_cache()
+        impls, rows = [], []
+        if est * 2.5 <= matrix_limit_mib * 2**20:
+            impls.append(_genrecon(n, views, "always"))
         else:
-            est = ParallelBeam(image_size=n, angles=[0.0] * views).matrix_bytes() / 2**30
-            records.append({**base, "implementation": "genrecon (stored matrix)",
-                            "missing": f"not built: ~{est:.1f} GiB kept, ~{2.5 * est:.0f} GiB peak (limit "
-                                       f"{matrix_limit_mib / 1024:.0f} GiB)"})
-        row, _ = _genrecon_row(n, views, "never", repeats, reference)
-        records.append({**base, **row})
+            rows.append({**base, "implementation": "genrecon (stored matrix)",
+                         "missing": f"not built: ~{est / 2**30:.1f} GiB kept, ~{2.5 * est / 2**30:.0f} GiB peak "
+                                    f"(over the suite's {matrix_limit_mib / 1024:.0f} GiB)"})
+        impls.append(_genrecon(n, views, "never"))
         for kind in ("line", "linear", "strip"):
-            if not peers.available("astra"):
-                records.append({**base, "implementation": f"ASTRA CPU '{kind}'", "missing": peers.missing_reason("astra")})
-                continue
-            records.append({**base, **_astra_row(kind, n, views, base["n_detectors"], repeats)})
+            if peers.available("astra"):
+                impls.append(_astra(kind, n, views, n_det))
+            else:
+                rows.append({**base, "implementation": f"ASTRA CPU '{kind}'", "missing": peers.missing_reason("astra")})
+        times: dict[tuple[int, str], list[float]] = {}
+        with torch.no_grad():
+            for r in range(repeats + 1):  # round 0 is the warm-up
+                for i, (_, fns) in enumerate(impls):
+                    for what in ("forward", "adjoint"):
+                        t = _cpu(fns[what])
+                        if r:
+                            times.setdefault((i, what), []).append(t)
+            for _ in range(max(1, repeats // 3)):
+                for i, (_, fns) in enumerate(impls):
+                    for what in ("batch8_forward", "batch8_adjoint"):
+                        times.setdefault((i, what), []).append(_cpu(fns[what]))
+        reference = impls[0][0]["y"] if impls[0][0]["implementation"].endswith("matrix)") else None
+        for i, (row, fns) in enumerate(impls):
+            y = row.pop("y", None)
+            row.update({f"{k}_ms": 1e3 * statistics.median(times[(i, k)])
+                        for k in ("forward", "adjoint", "batch8_forward", "batch8_adjoint")})
+            if row["implementation"] == "genrecon (on the fly)":
+                row["adjoint_error"] = _adjoint_error(fns["op"])
+                if reference is not None:
+                    row["max_rel_diff"] = float((y - reference).abs().max() / reference.abs().max())
+            if "release" in fns:
+                fns["release"]()
+            rows.append({**base, **row})
+        clear_cache()
+        records += rows
     return records
 
 
@@ -141,8 +151,8 @@ def full_size_table(records: list[dict[str, Any]], repeats: int) -> dict[str, An
     return table("CT at full size: parallel beam 512x512, set-up, memory, forward / adjoint (#17)",
                  ["geometry", "implementation", "set-up CPU s (wall)", "peak MiB", "forward ms", "adjoint ms",
                   "batch-8 forward ms", "batch-8 adjoint ms", "notes"], rows,
-                 conventions=(f"float32; times: CPU seconds of the process (time.process_time), median of {repeats} "
-                              "runs after a warm-up (batch 8: of half as many; ASTRA at > 360 views: one timed loop of "
-                              "8 calls); set-up: building the operator (genrecon's stored matrix: the CSR build and its "
-                              "norm) or ASTRA's projector; peak: resident memory above the start during set-up + one "
-                              "forward + one adjoint (inputs excluded); ASTRA: its OpTomo on numpy, one call per image"))
+                 conventions=(f"float32; times: CPU seconds of the process (time.process_time), medians of {repeats} "
+                              "interleaved rounds after a warm-up round (batch 8: of a third as many; ASTRA: 8 calls); "
+                              "set-up: building the operator (genrecon's stored matrix: the CSR build and its norm) or "
+                              "ASTRA's projector; peak: resident memory above the start during set-up + one forward + "
+                              "one adjoint of one image (inputs excluded); ASTRA: its OpTomo on numpy"))

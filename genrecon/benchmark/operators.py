@@ -81,12 +81,12 @@ def build(name: str, n: int, plan: Plan):
     if name == "mri_multi":
         return (MultiCoilMRI(_coil_maps(n, plan.coils), _mask(n, plan.acceleration)),
                 f"{plan.coils} simulated coils, random columns {plan.acceleration}x")
-    if name == "ct_parallel":
-        return (ParallelBeam(image_size=n, angles=_parallel_angles(plan.parallel_views).tolist()),
+    if name == "ct_parallel":  # this table: the stored matrix (the full-size table has the on-the-fly path)
+        return (ParallelBeam(image_size=n, angles=_parallel_angles(plan.parallel_views).tolist(), matrix="always"),
                 f"{plan.parallel_views} views / 180 deg")
     if name == "ct_fan":
         return (FanBeam(image_size=n, angles=_fan_angles(plan.fan_views).tolist(), source_distance=2.0 * n,
-                        detector_distance=1.0 * n), f"{plan.fan_views} views / 360 deg, flat detector")
+                        detector_distance=1.0 * n, matrix="always"), f"{plan.fan_views} views / 360 deg, flat detector")
     cls = OPERATORS.get(name)
     example = getattr(cls, "example", None)
     if example is not None and "size" in inspect.signature(example).parameters:
