@@ -171,13 +171,18 @@ def genrecon_run(cfg: dict, out: Path, name: str) -> tuple[dict, float]:
     return json.loads((out / "report.json").read_text()), wall
 
 
+def _mask_file(case_dir: Path) -> Path:
+    """The run's saved mask: ``mask.npy`` (current pipeline) or ``mask_tensor.npy`` (older runs)."""
+    return case_dir / "mask.npy" if (case_dir / "mask.npy").exists() else case_dir / "mask_tensor.npy"
+
+
 def cases_of(run_dir: Path) -> list[dict]:
     """The run's cases in slice order: slice, source file, mask, k-space scale, case folder."""
     out = []
     for case_dir in sorted((run_dir / "cases").iterdir()):
         info = json.loads((case_dir / "case.json").read_text())
         out.append({"dir": case_dir, "key": info["key"], "slice": int(info["slice"]), "source": ROOT / info["source"],
-                    "scale": float(info["normalisation"]["scale"]), "mask": np.load(case_dir / "mask_tensor.npy")})
+                    "scale": float(info["normalisation"]["scale"]), "mask": np.load(_mask_file(case_dir))})
     return sorted(out, key=lambda c: (str(c["source"]), c["slice"]))
 
 
