@@ -23,7 +23,7 @@ LAYERS = [
     {"reconstructors"},
     {"config"},  # validates plugins against the registries, so above them
     {"pipeline", "report"},
-    {"batch", "benchmark", "training", "prepare"},
+    {"batch", "benchmark", "training", "prepare", "design"},
     {"testing", "cli"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

@@ -25,6 +25,7 @@ COMMANDS = [
     ("train-prior", "train_prior", "train_prior"),
     ("priors", "priors", "priors"),
     ("benchmark", "benchmark", "benchmark"),
+    ("design", "design", "design"),
 ]
 
 for _name, _module, _func in COMMANDS:

@@ -8,7 +8,7 @@ Randomness comes only from the ``generator`` argument (never the global RNG): th
 same mask, on any machine.
 
 One module per family: ``lines`` (``random``, ``equispaced``), ``gaussian2d``, ``poisson_disc`` and
-``radial``; ``common`` holds the parameter checks and helpers they share. Importing this package registers
+``radial``, and ``file`` (a saved boolean ``.npy``, e.g. a designed pattern); ``common`` holds the parameter checks and helpers they share. Importing this package registers
 every family (the registry imports ``genrecon.simulate.masks``).
 
 Example:
@@ -29,5 +29,6 @@ from .lines import EquispacedLines, RandomLines, _center_lines  # noqa: F401  # 
 from .gaussian2d import Gaussian2D  # isort: skip
 from .poisson_disc import PoissonDisc, _greedy_disc_packing  # noqa: F401
 from .radial import Radial
+from .file import FileMask  # isort: skip
 
-__all__ = ["achieved_acceleration", "RandomLines", "EquispacedLines", "Gaussian2D", "PoissonDisc", "Radial"]
+__all__ = ["achieved_acceleration", "RandomLines", "EquispacedLines", "Gaussian2D", "PoissonDisc", "Radial", "FileMask"]
