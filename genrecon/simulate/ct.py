@@ -26,7 +26,7 @@ YAML::
       hu_to_mu: {kind: hu}                    # identity | hu | linear
       normalize: true
       matrix: auto                            # the projector's matrix: auto | always | never (on the fly)
-      memory_budget_mib: 2048                 # auto stores the matrix when its build fits this
+      memory_budget_mib: 4096                 # auto stores the matrix when its build fits this
 
 Example:
     >>> import torch
@@ -209,7 +209,7 @@ class Config:
         metadata={"doc": "store the projection matrix: auto (when its build fits memory_budget_mib), always, never"},
     )
     memory_budget_mib: float = field(
-        default=2048.0, metadata={"gt": 0, "doc": "projector memory in MiB (auto: the matrix build's peak)"}
+        default=4096.0, metadata={"gt": 0, "doc": "projector memory in MiB (auto: the matrix build's peak)"}
     )
     sinogram: str | None = field(
         default=None,

@@ -17,7 +17,7 @@ Two ways to apply that matrix ``A`` (rays x pixels), chosen per operator by ``ma
       (pixel, bin, weight) triples as the matrix build); memory ~ one block, set-up free.
 
 ``auto`` (the default) stores the matrix when its build's peak (~2.5x the kept matrices, :meth:`matrix_bytes`)
-fits ``memory_budget_mib`` (default 2048). Either way the adjoint is the transpose of the very same entries,
+fits ``memory_budget_mib`` (default 4096). Either way the adjoint is the transpose of the very same entries,
 so ``<Ax, y> = <x, A^T y>`` to rounding, and the two paths agree to rounding. Gradients through ``forward``
 are ``A^T`` (custom autograd functions), so autograd agrees with ``adjoint``.
 

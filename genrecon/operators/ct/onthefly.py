@@ -3,6 +3,8 @@
 Generic (any projector, here the fan beam): :func:`block_weights` gives the block's (pixel, bin, weight)
 triples; the forward is their ``index_add`` into the sinogram, the adjoint the transposed gather-and-sum
 with the very same triples, so ``<Ax, y> = <x, A^T y>`` to rounding and the entries equal the stored matrix's.
+It recomputes ~20 float64 operations per candidate entry per call: 1.8-3.4 s per call at 256 x 256 with 180
+views, 20-56 s at 512 x 512 with 720 views (one thread), far slower than the stored matrix or ASTRA.
 
 Parallel beam (separable, faster): for a view whose rays are closer to vertical, the footprints of one image
 row tile the detector with boundaries ``b_m = (m - N/2) a + o_r`` (``a = cos``, ``o_r = y_r sin``; a view closer
