@@ -8,6 +8,7 @@ from ...errors import CheckpointError, ShapeError
 from ...registry import RECONSTRUCTORS
 from ...solvers.tv import TVProx
 from ..base import Reconstructor
+from ..grid import PriorGrid, check_grid
 from .gradient import gradient_step
 from .params import DPSParams
 from .projected import projected_step, start_image
@@ -23,8 +24,11 @@ class DPS(Reconstructor):
     :func:`~genrecon.reconstructors.dps.projected.projected_step`; ``init_time < 1`` starts part-way down the
     trajectory from a noised image and ``rounds`` repeat that from the previous mean (the package docstring).
 
+    ``grid: upsample`` samples on the prior's grid through ``A U`` and refines each sample at the image's size
+    (:mod:`genrecon.reconstructors.grid`); the callback's estimates are ``U x0_hat``.
+
     ``info``: ``nfe``, ``phase``, ``n_samples``, ``steps``, ``consistency``, ``tv_weight`` (and its old key ``tv``),
-    ``rounds``; with ``samples > 1`` ``std`` (the samples' per-pixel std) and ``samples`` (if at most 16).
+    ``rounds``, ``grid`` (``same`` or ``upsample``); with ``samples > 1`` ``std`` (the samples' per-pixel std) and ``samples`` (if at most 16).
     """
 
     #: one measurement per call (the samples of one case are the batch)
@@ -51,15 +55,20 @@ class DPS(Reconstructor):
         return self
 
     # -- mapping between the prior's model space and the operator's image domain -------------------
-    def check(self, op) -> None:
-        """Refuse an operator whose images are not the prior's ``(C, S, S)``."""
+    def check(self, op) -> bool:
+        """Refuse an operator whose images are not the prior's ``(C, S, S)`` (``grid: upsample``: or larger);
+        return whether they are larger."""
         size = self.prior.image_size
         dom = op.domain_shape
+        if self.grid == "upsample" and len(dom) == 3 and dom[0] == self.prior.channels:
+            return check_grid(op, (self.prior.channels, size, size), self.grid, "dps", f"'{self.prior_name}'")
         if len(dom) != 3 or dom[0] != self.prior.channels or dom[1:] != (size, size):
             raise ShapeError(
                 f"dps: prior '{self.prior_name}' makes {self.prior.channels}x{size}x{size} images but the operator's "
-                f"images are {'x'.join(map(str, dom))}: set data.size: {size} (or train a prior of that size)"
+                f"images are {'x'.join(map(str, dom))}: set data.size: {size} (or train a prior of that size"
+                + (", or set grid: upsample)" if len(dom) == 3 and min(dom[1:]) > size else ")")
             )
+        return False
 
     def to_domain(self, x_model: torch.Tensor, op) -> torch.Tensor:
         """``D``: the prior's model space to the operator's image domain (``[-1, 1] -> [0, 1] * intensity_scale``,
@@ -79,13 +88,24 @@ class DPS(Reconstructor):
 
     # -- sampling -------------------------------------------------------------------------------
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
-        self.check(op)
-        self._rotor = None
+        upsampled = self.check(op)
+        self._rotor, phi, grid = None, None, None
         if self.phase == "lowres" and op.complex_domain:
             from ...priors.adapters import lowres_phase
 
             phi = lowres_phase(y, op)
-            self._rotor = torch.polar(torch.ones_like(phi), phi)
+            if not upsampled:
+                self._rotor = torch.polar(torch.ones_like(phi), phi)
+        if upsampled:  # solve with A U on the prior's grid (U carries the measured phase)
+            size = self.prior.image_size
+            grid = PriorGrid.build(op, (self.prior.channels, size, size), upsample=self.upsample,
+                                   prior_fov=self.prior_fov, phase=phi, like=y)
+            op, user_callback = grid.small, callback
+            if x0 is not None:
+                x0 = grid.to_small(x0)
+            if user_callback is not None:
+                def callback(step, img):
+                    user_callback(step, grid.up(img))
         if y.shape[0] != 1:
             raise ShapeError(f"dps: reconstructs one case at a time, got a batch of {y.shape[0]} measurements")
         param = next(self.prior.parameters(), None)
@@ -143,9 +163,13 @@ class DPS(Reconstructor):
             if self.clip:
                 final = final.clamp(lo, hi)
             images = self.to_domain(final, op)
-        mags = images.abs() if self._rotor is not None else images.real if images.is_complex() else images
+        if grid is not None:  # each sample refined at the image's size
+            images = grid.refine(y.to(device), images, weight=self.gamma, n_iter=self.refine_iter, nonneg=self.nonneg,
+                                 tv_weight=self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight)
+        mags = images.abs() if phi is not None else images.real if images.is_complex() else images
         self.info.update(nfe=nfe, phase=self.phase, n_samples=n, steps=self.steps, consistency=self.consistency,
-                         tv_weight=self.tv_weight, rounds=self.rounds)
+                         tv_weight=self.tv_weight, rounds=self.rounds,
+                         grid="upsample" if grid is not None else "same")
         self.info["tv"] = self.tv_weight  # the old key of tv_weight, kept while the parameter tv is
         if n > 1:
             self.info["std"] = mags.std(dim=0, unbiased=True)

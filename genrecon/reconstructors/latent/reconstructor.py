@@ -15,6 +15,7 @@ from ...priors.adapters import ImageAdapter, image_level
 from ...registry import RECONSTRUCTORS
 from ...sampling.latent import sqnorm
 from ..base import Reconstructor
+from ..grid import PriorGrid, check_grid
 from . import anchored, csgm, hybrid, posterior
 from .params import LatentParams
 from .prior import WHO, resolve_prior
@@ -105,12 +106,13 @@ class LatentInversion(Reconstructor):
                 self._image_shape = tuple(int(s) for s in out.shape[1:])
         return self._image_shape
 
-    def check(self, op) -> None:
-        """Refuse an operator whose images are not the prior's ``(C, S, S)``."""
+    def check(self, op) -> bool:
+        """Refuse an operator whose images are not the prior's ``(C, S, S)`` (``grid: upsample``: or larger);
+        return whether they are larger."""
         p = next(itertools.chain(self.model.parameters(), self.model.buffers()), None)
         device = p.device if p is not None else torch.device("cpu")
         dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
-        ImageAdapter.check(op, self.prior_image_shape(device, dtype), WHO, self.label)
+        return check_grid(op, self.prior_image_shape(device, dtype), self.grid, WHO, self.label)
 
     def prior_level(self, device, dtype) -> float:
         """Median 99.5th-percentile intensity of ``LEVEL_SAMPLES`` prior images (fixed seed 0, cached)."""
@@ -163,24 +165,26 @@ class LatentInversion(Reconstructor):
             raise ShapeError(f"{WHO}: {op.name} expects {kind} measurements (B, {', '.join(map(str, op.range_shape))}),"
                              f" got {tuple(y.shape)} {y.dtype}")
         self._sync(device, rdtype)
-        ImageAdapter.check(op, self.prior_image_shape(device, rdtype), WHO, self.label)
+        upsampled = check_grid(op, self.prior_image_shape(device, rdtype), self.grid, WHO, self.label)
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         self._nfe = 0
         outs, infos = [], []
         for b in range(y.shape[0]):
             start = x0[b : b + 1].detach() if x0 is not None else None
-            x, info = self._solve(y[b : b + 1], op, start, gen, callback)
+            solve = self._solve_upsampled if upsampled else self._solve
+            x, info = solve(y[b : b + 1], op, start, gen, callback)
             outs.append(x)
             infos.append(info)
         self.info = _merge(infos)
         self.info["nfe"] = self._nfe
         return torch.cat(outs, 0)
 
-    def _solve(self, y, op, x0, gen, callback) -> tuple[torch.Tensor, dict[str, Any]]:
-        """One measurement ``(1, ...)``: the MAP of the mode (plain / hybrid / anchored), then the samples."""
+    def _solve(self, y, op, x0, gen, callback, phase: str | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One measurement ``(1, ...)``: the MAP of the mode (plain / hybrid / anchored), then the samples
+        (``phase``: the adapter's, default the parameter's)."""
         device, rdtype = y.device, y.real.dtype
         ref = self.prior_level(device, rdtype) if self.intensity_scale == "auto" else 1.0
-        adapter = ImageAdapter.fit(y, op, phase=self.phase, intensity_scale=self.intensity_scale,
+        adapter = ImageAdapter.fit(y, op, phase=phase or self.phase, intensity_scale=self.intensity_scale,
                                    reference_level=ref)
         if self.mode == "anchored":
             return anchored.solve_anchored(self, y, op, x0, gen, adapter)
@@ -218,6 +222,30 @@ class LatentInversion(Reconstructor):
         extra["map"] = x_map[0]
         info.update(extra)
         return mean, info
+
+    def _solve_upsampled(self, y, op, x0, gen, callback) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One measurement of images larger than the prior's (``grid: upsample``): :meth:`_solve` with ``A U`` on the
+        prior's grid (``U`` carrying the measured phase), then the refinement at the image's size. ``info``'s
+        ``map`` is ``U`` of the prior-grid MAP, ``std`` the prior-grid std linearly interpolated, ``u`` on the
+        prior's grid."""
+        from ...operators.resample import Upsample
+        from ...priors.adapters import lowres_phase
+
+        phi = lowres_phase(y, op) if self.phase == "lowres" and op.complex_domain else None
+        shape = self.prior_image_shape(y.device, y.real.dtype)
+        grid = PriorGrid.build(op, shape, upsample=self.upsample, prior_fov=self.prior_fov, phase=phi, like=y)
+        small_cb = None if callback is None else (lambda step, img: callback(step, grid.up(img)))
+        x, info = self._solve(y, grid.small, None if x0 is None else grid.to_small(x0), gen, small_cb, phase="zero")
+        x = grid.refine(y, x, weight=self.anchor_weight, n_iter=self.refine_iter, nonneg=self.nonneg,
+                        tv_weight=self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight)
+        with torch.no_grad():
+            if "map" in info:
+                info["map"] = grid.up(info["map"][None])[0]
+            if "std" in info:
+                interp = Upsample(shape, tuple(op.domain_shape), kind="linear", fov=self.prior_fov).to(y.device)
+                info["std"] = interp(info["std"][None].to(y.real.dtype))[0]
+        info["grid"] = "upsample"
+        return x, info
 
     def map_info(self, z, best: int, data, objective, y_norm: float, iterations: int, adapter) -> dict[str, Any]:
         """The report of a MAP estimate: restart ``best``'s misfit ``||A x - y|| / ||y||``, latent norm, objective."""

@@ -1,0 +1,126 @@
+"""Generative priors on images larger than their grid: solve on the prior's grid, refine at full size.
+
+A prior trained at ``S x S`` (the shipped ones: 128) meets images ``H x W`` (MRI 256 or 320, CT 512). With
+``grid: upsample`` a reconstructor solves on the prior's grid through the composed operator ``A U`` (:class:`~genrecon.
+operators.resample.Upsample`: Fourier zero-padding for MRI, which puts the small image's k-space at the centre of
+the full k-space; linear interpolation for CT), then refines at full size:
+
+    x = argmin_x 1/2 ||A x - y||^2 + gamma/2 ||x - U x_S||^2 + tv_weight TV(x)      (x >= 0 with nonneg)
+
+(``refine_iter`` CG iterations on the quadratic part from ``U x_S``, then as many FISTA iterations with the TV
+prox; ``gamma = weight ||A||^2``): the prior's image sets what the data miss, the data set what they measure,
+including the frequencies above the prior's grid. Measured against the prior applied directly at full size and
+against 128-pixel patches in benchmarks/RESULTS.md ("Generative methods at full size").
+
+``grid: same`` (the default) keeps the old contract: images of another size are refused with a one-line error.
+Images smaller than the prior's grid are always refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ShapeError
+from ..operators.base import LinearOperator
+from ..operators.resample import Upsample
+from ..solvers.cg import conjugate_gradient
+from ..solvers.fista import fista
+from ..solvers.tv import TVProx
+
+GRIDS = ("same", "upsample")
+UPSAMPLE_KINDS = ("auto", "fourier", "linear")
+
+
+def grid_problems(grid: str, upsample: str, prior_fov: float) -> list[str]:
+    """Problems with the ``grid`` / ``upsample`` / ``prior_fov`` parameters (empty if fine)."""
+    out = []
+    if not 0 < prior_fov <= 1:
+        out.append(f"prior_fov must be in (0, 1] (the part of the image the prior's grid covers), got {prior_fov}")
+    if grid == "same" and (upsample != "auto" or prior_fov != 1):
+        out.append("upsample and prior_fov act on images larger than the prior: set grid: upsample")
+    return out
+
+
+def check_grid(op, prior_shape: tuple[int, int, int], grid: str, who: str, label: str = "") -> bool:
+    """Whether ``op``'s images need the upsampled path; raise a one-line :class:`ShapeError` if they cannot work.
+
+    Args:
+        op: an operator, or anything with ``domain_shape`` / ``complex_domain`` / ``name``.
+        prior_shape: ``(C, S, S)`` of the prior's images.
+        grid: ``"same"`` (refuse another size) or ``"upsample"``.
+        who: the reconstructor's name, for the message.
+        label: the prior's name or path.
+    """
+    c, s = int(prior_shape[0]), int(prior_shape[-1])
+    dom = tuple(op.domain_shape)
+    name = f"prior {label}" if label else "the prior"
+    if len(dom) != 3:
+        raise ShapeError(f"{who}: {name} makes images (C, H, W) but {op.name}'s domain is {dom}")
+    if dom[0] != c:
+        raise ShapeError(f"{who}: {name} makes {c}-channel images but {op.name}'s images have {dom[0]} channel(s)")
+    if dom[1:] == tuple(int(v) for v in prior_shape[1:]):
+        return False
+    fix = f"set data.size: {s} (or use a prior trained at {dom[1]}x{dom[2]})"
+    if dom[1] < prior_shape[1] or dom[2] < prior_shape[2]:
+        raise ShapeError(f"{who}: {name} is {s}x{s} but the images are {dom[1]}x{dom[2]}: {fix}")
+    if grid != "upsample":
+        raise ShapeError(f"{who}: {name} is {s}x{s} but the images are {dom[1]}x{dom[2]}: {fix}, or set grid: "
+                         "upsample (solve on the prior's grid, refine at full size)")
+    return True
+
+
+@dataclass
+class PriorGrid:
+    """The upsampled problem of one measurement: ``U`` and the composed operator ``A U``.
+
+    Attributes:
+        up: ``U``, the prior's grid to the image's (with the measured phase, if any).
+        op: the full-size operator ``A``.
+        small: ``A U``, the operator the reconstructor solves with.
+    """
+
+    up: Upsample
+    op: LinearOperator
+    small: LinearOperator
+
+    @classmethod
+    def build(cls, op: LinearOperator, prior_shape: tuple[int, int, int], *, upsample: str = "auto",
+              prior_fov: float = 1.0, phase: torch.Tensor | None = None, like: torch.Tensor | None = None
+              ) -> "PriorGrid":
+        """``U`` from ``prior_shape`` to ``op``'s images (``auto``: Fourier for complex images, linear for real)
+        and ``A U``; ``phase`` ``(1, C, H, W)`` multiplies ``U``'s output (complex images only)."""
+        kind = upsample if upsample != "auto" else ("fourier" if op.complex_domain else "linear")
+        if kind == "fourier" and not op.complex_domain:
+            raise ShapeError(f"upsample 'fourier' makes complex images but {op.name}'s are real: use 'linear'")
+        up = Upsample(tuple(prior_shape), tuple(op.domain_shape), kind=kind, fov=prior_fov,
+                      complex=op.complex_domain, phase=phase)
+        if like is not None:
+            up = up.to(device=like.device)
+        return cls(up=up, op=op, small=op @ up)
+
+    def to_small(self, x: torch.Tensor, n_iter: int = 20) -> torch.Tensor:
+        """The prior-grid image closest to a full-size image: ``argmin_z ||U z - x||`` by ``n_iter`` CG iterations
+        (a start image ``x0`` given at the image's size)."""
+        with torch.no_grad():
+            return conjugate_gradient(self.up.normal, self.up.adjoint(x), None, n_iter=n_iter, tol=1e-8)
+
+    def refine(self, y: torch.Tensor, x_small: torch.Tensor, *, weight: float, tv_weight: float, n_iter: int,
+               nonneg: bool = False) -> torch.Tensor:
+        """The full-size image of prior-grid images ``x_small`` ``(N, C, S, S)`` (module docstring), ``(N, *A's
+        domain)``; ``weight`` is ``gamma / ||A||^2``. ``n_iter = 0`` returns ``U x_small``."""
+        with torch.no_grad():
+            start = self.up(x_small)
+            if n_iter == 0:
+                return start
+            yb = y.expand(start.shape[0], *y.shape[1:])
+            lip = self.op.norm_squared(dtype=start.real.dtype, device=start.device)
+            gamma = weight * lip
+            rhs = self.op.adjoint(yb) + gamma * start
+            sol = conjugate_gradient(lambda v: self.op.normal(v) + gamma * v, rhs, start, n_iter=n_iter)
+            if tv_weight <= 0 and not nonneg:
+                return sol
+            prox = TVProx(tv_weight, 5, nonneg=nonneg)
+            return fista(lambda v: self.op.normal(v) + gamma * v - rhs, prox, sol, step=1.0 / (1.01 * lip + gamma),
+                         n_iter=n_iter).x
