@@ -8,7 +8,8 @@ the full k-space; linear interpolation for CT), then refines at full size:
     x = argmin_x 1/2 ||A x - y||^2 + gamma/2 ||x - U x_S||^2 + tv_weight TV(x)      (x >= 0 with nonneg)
 
 (``refine_iter`` CG iterations on the quadratic part from ``U x_S``, then as many FISTA iterations with the TV
-prox; ``gamma = weight ||A||^2``): the prior's image sets what the data miss, the data set what they measure,
+prox; ``gamma = weight ||A||^2``; ``dps`` with ``clip`` then clamps it to the prior's range, as its samples are at
+the prior's size): the prior's image sets what the data miss, the data set what they measure,
 including the frequencies above the prior's grid. Measured against the prior applied directly at full size and
 against 128-pixel patches in benchmarks/RESULTS.md ("Generative methods at full size").
 
@@ -69,6 +70,17 @@ def check_grid(op, prior_shape: tuple[int, int, int], grid: str, who: str, label
         raise ShapeError(f"{who}: {name} is {s}x{s} but the images are {dom[1]}x{dom[2]}: {fix}, or set grid: "
                          "upsample (solve on the prior's grid, refine at full size)")
     return True
+
+
+def clamp_range(x: torch.Tensor, hi: float, *, keep_phase: bool) -> torch.Tensor:
+    """``x`` clamped to the prior's range ``[0, hi]`` in the image's units: real images as they are, complex ones by
+    their real part (zero phase: simulated magnitude images) or their magnitude (``keep_phase``: measured data)."""
+    if not x.is_complex():
+        return x.clamp(0.0, hi)
+    if keep_phase:
+        mag = x.abs()
+        return x * (mag.clamp(0.0, hi) / mag.clamp(min=torch.finfo(mag.dtype).tiny))
+    return x.real.clamp(0.0, hi).to(x.dtype)
 
 
 @dataclass

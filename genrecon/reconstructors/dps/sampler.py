@@ -8,7 +8,7 @@ from ...errors import CheckpointError, ShapeError
 from ...registry import RECONSTRUCTORS
 from ...solvers.tv import TVProx
 from ..base import Reconstructor
-from ..grid import PriorGrid, check_grid
+from ..grid import PriorGrid, check_grid, clamp_range
 from .gradient import gradient_step
 from .params import DPSParams
 from .projected import projected_step, start_image
@@ -166,6 +166,8 @@ class DPS(Reconstructor):
         if grid is not None:  # each sample refined at the image's size
             images = grid.refine(y.to(device), images, weight=self.gamma, n_iter=self.refine_iter, nonneg=self.nonneg,
                                  tv_weight=self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight)
+            if self.clip:  # the prior's range, as the samples at the prior's size
+                images = clamp_range(images, self.intensity_scale, keep_phase=phi is not None)
         mags = images.abs() if phi is not None else images.real if images.is_complex() else images
         self.info.update(nfe=nfe, phase=self.phase, n_samples=n, steps=self.steps, consistency=self.consistency,
                          tv_weight=self.tv_weight, rounds=self.rounds,
