@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 BLOCK = re.search(r"## What you can do\n\n```bash\n(.*?)```", README, re.S).group(1)
 #: commands that take minutes or need data the test cannot make quickly: parsed, not run
-LONG = ("benchmark all", "train-prior", "prepare_data.py all", "make_fastmri_sample.py", "fastmri_multicoil")
+LONG = ("benchmark all", "train-prior", "prepare_data.py all", "make_fastmri_sample.py", "fastmri_multicoil",
+        "design_mri")
 runner = CliRunner()
 
 

@@ -6,7 +6,8 @@ budget's number of columns):
 - ``random``: the other columns uniformly at random (fastMRI's RandomMaskFunc with a fixed count);
 - ``equispaced``: the other columns equally spaced over the columns outside the centre;
 - ``variable_density``: the other columns drawn without replacement with probability ``~ (1 - |k| / k_max)^2``
-  (polynomial variable density, Lustig et al. 2007).
+  (polynomial variable density, Lustig et al. 2007);
+- ``center``: the other columns nearest the k-space centre (a low-resolution scan).
 
 CT (candidates are the angle grid; exactly ``n_views`` views):
 
@@ -55,6 +56,7 @@ def mri_baselines(width: int, start: list[int], budget: int, *, seed: int) -> di
     u = torch.rand(len(rest), generator=_generator(seed, "variable_density"), dtype=torch.float64)
     keys = torch.log(weight) - torch.log(-torch.log(u.clamp_min(1e-300)))  # Gumbel-top-k: without replacement
     out["variable_density"] = sorted(start + [rest[i] for i in torch.argsort(keys, descending=True)[:n].tolist()])
+    out["center"] = sorted(start + sorted(rest, key=lambda j: abs(j - width // 2))[:n])
     return out
 
 
