@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
 from ..registry import RECONSTRUCTORS
 from ..solvers.fista import fista
 from ..solvers.tv import TVProx
-from .base import Reconstructor, renamed_parameter
+from .base import Reconstructor, Renamed
+
+
+@dataclass(frozen=True)
+class FistaTVParams:
+    """The parameters of ``fista_tv``."""
+
+    tv_weight: float | None = field(default=None, metadata={
+        "doc": "TV weight, absolute, in the image's units (images in about [0, 1] want 1e-3 ... 1e-1). None: 0.01"})
+    lam: float | None = field(default=None, metadata={
+        "doc": "deprecated: the old name of tv_weight (the same value); it goes in the next version"})
+    n_iter: int = field(default=100, metadata={"ge": 1, "doc": "maximum FISTA iterations"})
+    inner_iter: int = field(default=5, metadata={"ge": 1, "doc": "dual iterations of the TV prox per FISTA "
+                                                                 "iteration (warm-started)"})
+    tol: float = field(default=0.0, metadata={"ge": 0, "doc": "relative change of the iterate at which to stop "
+                                                              "(0: run all iterations)"})
+    nonneg: bool = field(default=False, metadata={"doc": "constrain real images (CT attenuation) to be non-negative"})
+    restart: bool = field(default=False, metadata={"doc": "adaptive momentum restart"})
+
+    renamed: ClassVar[tuple[Renamed, ...]] = (Renamed("lam", "tv_weight", default=0.01),)
+
+    def problems(self) -> list[str]:
+        """The weight's range, naming the key given (tv_weight or its old name lam)."""
+        weight, given = self.renamed[0].given(self)
+        return [f"{given} must be >= 0, got {weight}"] if weight is not None and weight < 0 else []
 
 
 @RECONSTRUCTORS.register("fista_tv")
@@ -20,49 +46,15 @@ class FistaTV(Reconstructor):
     (images normalised to about [0, 1] want 1e-3 ... 1e-1); ``dps`` and ``latent_inversion`` take their TV weight
     under the same name on the same scale.
 
-    Args:
-        tv_weight: TV weight. None: 0.01.
-        lam: deprecated: the old name of ``tv_weight`` (same value, with a ``DeprecationWarning``); it goes in the
-            next version.
-        n_iter: maximum FISTA iterations.
-        inner_iter: dual iterations of the TV prox per FISTA iteration (warm-started).
-        tol: relative change of the iterate at which to stop (0: run all iterations).
-        nonneg: constrain real images (CT attenuation) to be non-negative.
-        restart: adaptive momentum restart.
+    Parameters: :class:`FistaTVParams` (the YAML ``params``).
 
     Example:
         >>> from genrecon.registry import RECONSTRUCTORS
         >>> recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": 0.01, "n_iter": 50})
     """
 
-    def __init__(
-        self,
-        *,
-        tv_weight: float | None = None,
-        lam: float | None = None,
-        n_iter: int = 100,
-        inner_iter: int = 5,
-        tol: float = 0.0,
-        nonneg: bool = False,
-        restart: bool = False,
-    ):
-        super().__init__()
-        from ..errors import ConfigError
-
-        problems = []
-        tv_weight, given = renamed_parameter("fista_tv", "tv_weight", tv_weight, "lam", lam, 0.01, problems)
-        if tv_weight < 0:
-            problems.append(f"fista_tv: {given} must be >= 0, got {tv_weight}")
-        if n_iter < 1:
-            problems.append(f"fista_tv: n_iter must be >= 1, got {n_iter}")
-        if inner_iter < 1:
-            problems.append(f"fista_tv: inner_iter must be >= 1, got {inner_iter}")
-        if tol < 0:
-            problems.append(f"fista_tv: tol must be >= 0, got {tol}")
-        if problems:
-            raise ConfigError(problems)
-        self.tv_weight, self.n_iter, self.inner_iter = tv_weight, n_iter, inner_iter
-        self.tol, self.nonneg, self.restart = tol, nonneg, restart
+    who = "fista_tv"
+    Params = FistaTVParams
 
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
         aty = op.adjoint(y)
