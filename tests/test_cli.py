@@ -220,6 +220,13 @@ def test_nifti_output_keeps_the_source_affine(tmp_path):
     # the written ground truth is the source data at those positions (normalised by its max, 1)
     t = np.asarray(truth.dataobj)
     assert np.isclose(t.max(), 1.0) and np.isclose(t.sum(), 2 * vol[:, :, 1].sum())
+    # the fastMRI-layout file carries the geometry and the intensity convention as attributes
+    import h5py
+
+    with h5py.File(tmp_path / "run" / "recon" / "zero_filled" / "vol.h5") as f:
+        assert np.allclose(f.attrs["pixel_spacing"], [0.9, 0.9]) and list(f.attrs["slices"]) == [1, 3]
+        assert np.allclose(np.asarray(json.loads(f.attrs["affine"]))[:3, 3], out.affine[:3, 3])
+        assert json.loads(f.attrs["normalisation"])["mode"] == "volume_max"
 
 
 @pytest.mark.parametrize("modality", ["mri", "ct"])

@@ -26,6 +26,16 @@ def _stack_affine(recs: list[dict]) -> list[list[float]] | None:
     return a.tolist()
 
 
+def _spacing(rec: dict) -> list[float] | str:
+    """The case's in-plane pixel spacing (mm) as its loader read it, or "none"."""
+    spacing = (rec.get("meta") or {}).get("pixel_spacing")
+    if isinstance(spacing, (int, float)):
+        return [float(spacing), float(spacing)]
+    if isinstance(spacing, (list, tuple)) and spacing and all(isinstance(v, (int, float)) for v in spacing):
+        return [float(v) for v in spacing]
+    return "none"
+
+
 def write_volumes(run_dir: Path, records: list[dict], labels: list[str], cfg) -> None:
     """Stack each volume's slices per method into ``recon/<volume>_<label>.nii.gz`` / ``.h5``."""
     from ..io.writers import write_h5, write_nifti
@@ -52,6 +62,7 @@ def write_volumes(run_dir: Path, records: list[dict], labels: list[str], cfg) ->
                 write_h5(run_dir / "recon" / label / name, {"reconstruction": np.abs(stack).astype(np.float32)},
                          {"slices": [r["slice"] for r in recs], "method": label, "source": volume,
                           "affine": affine if affine is not None else "none",
+                          "pixel_spacing": _spacing(recs[0]),
                           "normalisation": json.dumps(recs[0].get("normalisation"))})
 
 
