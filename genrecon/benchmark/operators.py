@@ -39,7 +39,7 @@ class Plan:
     peers: bool = True
     operators: tuple[str, ...] | None = None  # None: every registered operator
     full_size: tuple[tuple[int, int], ...] = ()  # CT parallel beam (size, views) rows of set-up and memory, #17
-    full_matrix_limit_mib: float = 4096.0  # build genrecon's stored matrix at full size when its peak fits this
+    full_matrix_limit_mib: float = 8192.0  # build genrecon's stored matrix at full size when its peak fits this
 
 
 def default_plan(opts: Options) -> Plan:
