@@ -139,8 +139,9 @@ def run_method(name: str, params: dict, meas, data_range: float, seed: int = 1) 
             "peak_mib": pm.mib}
 
 
-def mri_methods(size: int, tv: float, which: set[str]) -> dict[str, tuple[str, dict]]:
-    dps = {"consistency": "project", "steps": 50, "gamma": 0.002, "cg_iter": 10, "tv_weight": 0.001, "samples": 1}
+def mri_methods(size: int, tv: float, which: set[str], samples: int = 1) -> dict[str, tuple[str, dict]]:
+    dps = {"consistency": "project", "steps": 50, "gamma": 0.002, "cg_iter": 10, "tv_weight": 0.001,
+           "samples": samples}
     from genrecon.priors.checkpoint import load_prior
 
     prior = load_prior(BRAIN_DPS, kind="diffusion", purpose="dps")[0]
@@ -151,7 +152,8 @@ def mri_methods(size: int, tv: float, which: set[str]) -> dict[str, tuple[str, d
            "latent_upsample": ("latent_inversion", {"prior": BRAIN_GEN, "init": "encoder", "restarts": 2, "steps": 200,
                                                     "lam": 0.001, "mode": "hybrid", "hybrid_penalty": "tv",
                                                     "tv_weight": tv, "grid": "upsample"})}
-    return {k: v for k, v in out.items() if k in which}
+    tag = "" if samples == 1 else f"_s{samples}"
+    return {k + (tag if k.startswith("dps") else ""): v for k, v in out.items() if k in which}
 
 
 def tune_tv(cfg: dict, slice_: int, grid: list[float], data_range_of, extra: dict | None = None) -> tuple[float, dict]:
@@ -198,6 +200,7 @@ def main() -> None:
     ap.add_argument("--tune-slice", type=int, default=2, help="slice for fista_tv's tv_weight grid")
     ap.add_argument("--methods", default="fista_tv,dps_upsample,dps_fullconv,dps_patches,latent_upsample")
     ap.add_argument("--scenarios", default="", help="e.g. 256x4,256x8,320x4 (mri) or 60 (ct)")
+    ap.add_argument("--dps-samples", type=int, default=1, help="dps posterior samples (their mean is scored)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -218,7 +221,7 @@ def main() -> None:
             tv, scores = tune_tv(cfg, args.tune_slice, [0.001, 0.002, 0.004], lambda m: 1.0)
             doc["results"].append({"scenario": item, "tv_grid": scores, "tv_weight": tv})
             for key, meas in cases(cfg, slices):
-                for label, (name, params) in mri_methods(size, tv, which).items():
+                for label, (name, params) in mri_methods(size, tv, which, args.dps_samples).items():
                     row = {"scenario": item, "case": key, "method": label,
                            **run_method(name, params, meas, 1.0)}  # volume_max normalised: data_range 1
                     doc["results"].append(row)
