@@ -133,8 +133,8 @@ def parallel_forward(op, x: torch.Tensor) -> torch.Tensor:
     """``A x`` of a parallel beam for ``x`` ``(B, N*N)``; returns ``(B, V, D)``.
 
     Rows go in tiles of :data:`TILE_ROWS`; a tile is interpolated only at the bin edges inside its rows'
-    footprints (a window of ~``N |a| / du`` edges, not all ``D + 1``): below the window its ``C_r`` are 0,
-    above it the row sums, which enter the bin differences once, at the window's end.
+    footprints (a window of ~``N |a| / du`` edges, not all ``D + 1``): on one side of the window its ``C_r`` are
+    0, on the other the row sums, which enter the bin differences once, at the window's edge.
     """
     b, n, n_det, du = x.shape[0], op.image_size, op.n_detectors, op.detector_spacing
     dt, dev, f64 = x.dtype, x.device, torch.float64
@@ -154,7 +154,6 @@ def parallel_forward(op, x: torch.Tensor) -> torch.Tensor:
         hi = torch.ceil(torch.maximum(e1, e2).view(-1, nt, h).amax(2))
         width = min(int((hi - lo).max()) + 1, n_det + 1)
         start = lo.clamp(0, n_det + 1 - width)  # (views, tiles): the first edge of each tile's window
-        full = torch.where(alpha.view(-1, 1) > 0, start + width, start).long()  # where the row sums enter
         q = torch.arange(width, dtype=f64, device=dev)
         nb_max = views_per_block(views.numel(), n * width * (12 + 3 * x.element_size() * b),
                                  op.memory_budget_mib * 2**20 / 4)
@@ -164,15 +163,17 @@ def parallel_forward(op, x: torch.Tensor) -> torch.Tensor:
             pos = (q * av.view(-1, 1, 1, 1)).to(dt) + (sv.view(nb, nt, 1, 1) * av.view(-1, 1, 1, 1)
                                                        + bv.view(nb, nt, h, 1)).to(dt)
             g = _interp(table, pos, offset, n).view(b, nb, nt, h, width).sum(3)
+            # each tile's bin differences, with its value below (0 or the row sums) and above the window: small
+            # numbers are accumulated into the sinogram, not the large cumulative sums (float32 accuracy)
+            ends = tile_sums.view(b, 1, nt, 1) * torch.ones(nb, 1, 1, dtype=dt, device=dev)
+            rising = (av > 0).view(1, -1, 1, 1)
+            g = torch.cat([torch.where(rising, 0.0, ends), g, torch.where(rising, ends, 0.0)], 3)
             rows = torch.arange(nb, device=dev).view(-1, 1, 1) * (n_det + 2)
-            s = x.new_zeros(b, nb * (n_det + 2))
-            s.index_add_(1, (rows + sv.long().view(nb, nt, 1) + q.long()).view(-1), g.reshape(b, -1))
-            d = x.new_zeros(b, nb * (n_det + 2))
-            sign = torch.sign(av).to(dt).view(1, -1, 1)
-            d.index_add_(1, (rows.view(-1, 1) + full[v0 : v0 + nb]).view(-1), (tile_sums.unsqueeze(1) * sign).reshape(b, -1))
-            s, d = s.view(b, nb, -1), d.view(b, nb, -1)
-            diff = s[:, :, 1 : n_det + 1] - s[:, :, :n_det] + d[:, :, 1 : n_det + 1]
-            out[:, views[v0 : v0 + nb]] = diff.mul_((torch.sign(av) / du).to(dt).view(-1, 1))
+            s = x.new_zeros(b, nb * (n_det + 2))  # bin k at k + 1: room for the differences just off the detector
+            s.index_add_(1, (rows + sv.long().view(nb, nt, 1) + torch.arange(width + 1, device=dev)).view(-1),
+                         (g[..., 1:] - g[..., :-1]).reshape(b, -1))
+            out[:, views[v0 : v0 + nb]] = s.view(b, nb, -1)[:, :, 1 : n_det + 1].mul_(
+                (torch.sign(av) / du).to(dt).view(-1, 1))
     return out
 
 
