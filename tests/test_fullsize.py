@@ -138,3 +138,17 @@ def test_refusals_are_one_line_and_name_the_fix():
                                          "upsample": "fourier"})
     with pytest.raises(ShapeError, match="use 'linear'"):
         recon(torch.zeros(1, *ct.range_shape), ct)
+
+
+def test_at_the_priors_size_grid_upsample_changes_nothing():
+    # images of the prior's size never take the upsampled path: the same numbers, bit for bit, as grid: same
+    op = mri(16)
+    y = op(torch.rand(1, 1, 16, 16, generator=G()).to(torch.complex64))
+    for name, prior, params in (("dps", tiny_diffusion(16), {"steps": 3, "samples": 2, "consistency": "project",
+                                                               "tv_weight": 1e-3}),
+                                ("dps", tiny_diffusion(16), {"steps": 3}),
+                                ("latent_inversion", tiny_vae(16), {"steps": 3, "restarts": 2, "mode": "hybrid",
+                                                                     "hybrid_penalty": "tv", "hybrid_polish": 3})):
+        outs = [RECONSTRUCTORS.build(name, {"prior": prior, **params, **extra})(y, op, generator=G(5))
+                for extra in ({}, {"grid": "upsample", "refine_iter": 7, "refine_tv_weight": 0.1})]
+        assert torch.equal(outs[0], outs[1]), name
