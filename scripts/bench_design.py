@@ -119,8 +119,8 @@ def patterns_of(mod: str, folder: Path) -> dict:
     return {"pattern": np.load(folder / "angles.npy").tolist()}
 
 
-#: MRI fixed patterns with a wider fully sampled centre (10 columns, fastMRI's 4x fraction 0.08), tried as well
-WIDE_CENTRE = 10
+#: MRI fixed patterns are also tried with a centre this many times wider than the design's start (8x: 10 columns)
+WIDE_FACTOR = 2
 
 
 def baselines_of(mod: str, out: Path) -> dict:
@@ -134,10 +134,17 @@ def baselines_of(mod: str, out: Path) -> dict:
         w = np.load(pats["random"]).shape[-1]
         problem = MRIColumns((w, w), 1.0)
         budget = int(np.load(pats["random"])[0].sum())
-        for name, cols in mri_baselines(w, problem.start(WIDE_CENTRE / w), budget, seed=0).items():
+        wide = WIDE_FACTOR * len([c for c in problem.start(0.32 / (w / budget))])
+        for name, cols in mri_baselines(w, problem.start(wide / w), budget, seed=0).items():
             if name != "center":
-                pats[f"{name}_c{WIDE_CENTRE}"] = write_npy(out / "baselines_wide" / f"{name}_mask.npy",
+                pats[f"{name}_c{wide}"] = write_npy(out / "baselines_wide" / f"{name}_mask.npy",
                                                            problem.pattern(cols).numpy())
+        # partial Fourier: the start and the columns next to it on one side (real images: the other side is their
+        # conjugate mirror), the fixed pattern that uses the same symmetry the designs can use
+        start = problem.start(0.32 / (w / budget))
+        below = sorted((j for j in range(w) if j < min(start)), reverse=True)[:budget - len(start)]
+        pats["partial_fourier"] = write_npy(out / "baselines_wide" / "partial_fourier_mask.npy",
+                                            problem.pattern(sorted(start + below)).numpy())
         return pats
     return {n: np.load(out / "baselines" / f"{n}_angles.npy").tolist() for n in names}
 
@@ -172,29 +179,42 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=6, help="training slices for the population design")
     ap.add_argument("--split", default=None, help="held-out split (default: test_subject for MRI, val for CT)")
     ap.add_argument("--population-batch", type=int, default=None, help="batch of the population design")
+    ap.add_argument("--budget", type=float, default=None, help="MRI acceleration / CT views (default 8 / 30)")
+    ap.add_argument("--batch", type=int, default=None, help="batch of the adaptive designs (default 2 MRI, 4 CT)")
+    ap.add_argument("--no-population", action="store_true", help="skip the population design")
     ap.add_argument("--out", default="runs/bench-design")
     ap.add_argument("--figure", default=None, help="only compose the patterns figure into this PNG from --out")
     args = ap.parse_args()
     if args.figure:
-        print(figure(args.modality, Path(args.out) / args.modality, Path(args.figure)))
+        sub = args.modality if args.budget is None else f"{args.modality}_{args.budget:g}"
+        print(figure(args.modality, Path(args.out) / sub, Path(args.figure)))
         return
     torch.set_num_threads(1)
     mod, s = args.modality, SETTINGS[args.modality]
     split = args.split or s["split"]
     out = Path(args.out) / mod
+    if args.budget is not None:
+        key = "acceleration" if mod == "mri" else "n_views"
+        value = args.budget if mod == "mri" else int(args.budget)
+        s["design"] = {**s["design"], "budget": {key: value}, "start": ({"center_fraction": 0.32 / value}
+                       if mod == "mri" else {"n_views": max(1, value // 5)})}
+        out = Path(args.out) / f"{mod}_{args.budget:g}"
+    if args.batch is not None:
+        s["design"] = {**s["design"], "batch": args.batch}
+        out = out.with_name(out.name + f"_batch{args.batch}")
     load = os.getloadavg()
     test_idx = _spread(_n_slices(s["file"], split), args.slices)
     train_idx = _spread(_n_slices(s["file"], "train"), args.train)
     t0 = time.perf_counter()
     adaptive = run_design(load_design_dict(design_config(mod, split, test_idx, "adaptive", out / "adaptive")))
     t1 = time.perf_counter()
-    population = run_design(load_design_dict(design_config(mod, "train", train_idx, "population", out / "population",
-                                                           args.population_batch)))
+    population = None if args.no_population else run_design(load_design_dict(design_config(
+        mod, "train", train_idx, "population", out / "population", args.population_batch)))
     t2 = time.perf_counter()
     print(f"designs: adaptive {t1 - t0:.0f} s, population {t2 - t1:.0f} s", file=sys.stderr, flush=True)
     methods = {label: RECONSTRUCTORS.build(name, params) for label, (name, params) in s["methods"].items()}
     base = baselines_of(mod, out / "adaptive")
-    pop = patterns_of(mod, out / "population")["pattern"]
+    pop = None if population is None else patterns_of(mod, out / "population")["pattern"]
     import h5py
 
     rows = []
@@ -206,6 +226,8 @@ def main() -> None:
 
             pats = {"adaptive": patterns_of(mod, out / "adaptive" / "cases" / case_dirname(key))["pattern"],
                     "population": pop, **base}
+            if pop is None:
+                del pats["population"]
             image = torch.from_numpy(np.asarray(images[index], dtype=np.float32))[None]
             for pname, pattern in pats.items():
                 y, op, truth = measure(mod, image, pattern, key)
@@ -226,25 +248,26 @@ def main() -> None:
     for m, by in summary.items():
         best_fixed = max(fixed, key=lambda p: by[p])
         verdict[m] = {"best_fixed": best_fixed, "adaptive_gain_db": by["adaptive"] - by[best_fixed],
-                      "population_gain_db": by["population"] - by[best_fixed]}
+                      "population_gain_db": by["population"] - by[best_fixed] if "population" in by else None}
     doc = {"modality": mod, "split": split, "test_slices": test_idx, "train_slices": train_idx, "threads": 1,
            "load_at_start": load, "load_at_end": os.getloadavg(),
            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
            "design_seconds": [d["seconds"] for d in adaptive["designs"]],
-           "population_seconds": population["designs"][0]["seconds"],
+           "population_seconds": population["designs"][0]["seconds"] if population else None,
            "budget": adaptive["budget"], "n_start": adaptive["n_start"], "settings": s,
-           "population_pattern": population["designs"][0]["pattern"], "rows": rows, "mean_psnr": summary,
+           "population_pattern": population["designs"][0]["pattern"] if population else None, "rows": rows, "mean_psnr": summary,
            "verdict": verdict}
     write_json(out / "results.json", doc)
-    pnames = ["adaptive", "population", *fixed]
+    pnames = ["adaptive", *(["population"] if population else []), *fixed]
     print(f"| method | {' | '.join(pnames)} | best fixed | adaptive - best fixed | population - best fixed |")
     print("|---" * (len(pnames) + 4) + "|")
     for m, by in summary.items():
         v = verdict[m]
         print(f"| {m} | " + " | ".join(f"{by[p]:.2f}" for p in pnames) +
-              f" | {v['best_fixed']} | {v['adaptive_gain_db']:+.2f} | {v['population_gain_db']:+.2f} |")
+              f" | {v['best_fixed']} | {v['adaptive_gain_db']:+.2f} | " +
+              (f"{v['population_gain_db']:+.2f} |" if population else "- |"))
     print(f"design seconds per slice (adaptive): {statistics.mean(doc['design_seconds']):.1f}; population "
-          f"{doc['population_seconds']:.1f} s; load {load[0]:.1f} at start, {doc['load_at_end'][0]:.1f} at end")
+          f"{doc['population_seconds'] or 0:.1f} s; load {load[0]:.1f} at start, {doc['load_at_end'][0]:.1f} at end")
 
 
 if __name__ == "__main__":

@@ -299,7 +299,7 @@ def test_design_command_writes_a_mask_a_config_can_use_and_resumes(tmp_path):
     assert mask.shape == (128, 128) and mask[0].sum() == 16
     report = json.loads((out / "report.json").read_text())
     assert report["designs"][0]["rounds"] == 2 and len(report["designs"][0]["order"]) == 16
-    assert {"random", "equispaced", "variable_density", "center"} == set(report["baselines"])
+    assert {"random", "equispaced", "variable_density", "center", "partial_fourier"} == set(report["baselines"])
     assert (case / "std_round_0.png").exists() and (out / "report.md").exists()
     again = runner.invoke(app, args)  # resumed: nothing redone, the same pattern
     assert again.exit_code == 0 and np.array_equal(np.load(case / "mask.npy"), mask)

@@ -7,7 +7,9 @@ budget's number of columns):
 - ``equispaced``: the other columns equally spaced over the columns outside the centre;
 - ``variable_density``: the other columns drawn without replacement with probability ``~ (1 - |k| / k_max)^2``
   (polynomial variable density, Lustig et al. 2007);
-- ``center``: the other columns nearest the k-space centre (a low-resolution scan).
+- ``center``: the other columns nearest the k-space centre (a low-resolution scan);
+- ``partial_fourier``: the other columns next to the centre on one side only (for a real image the other side
+  is the conjugate mirror: the fixed pattern that uses the symmetry a design can find).
 
 CT (candidates are the angle grid; exactly ``n_views`` views):
 
@@ -57,6 +59,9 @@ def mri_baselines(width: int, start: list[int], budget: int, *, seed: int) -> di
     keys = torch.log(weight) - torch.log(-torch.log(u.clamp_min(1e-300)))  # Gumbel-top-k: without replacement
     out["variable_density"] = sorted(start + [rest[i] for i in torch.argsort(keys, descending=True)[:n].tolist()])
     out["center"] = sorted(start + sorted(rest, key=lambda j: abs(j - width // 2))[:n])
+    one_side = sorted((j for j in rest if j < min(start)), reverse=True)
+    one_side += sorted(j for j in rest if j > min(start))  # only when one side is too short
+    out["partial_fourier"] = sorted(start + one_side[:n])
     return out
 
 
