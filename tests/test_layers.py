@@ -29,9 +29,7 @@ LAYERS = [
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 #: modules over the ~400-line limit when the contract was written (2026-12-03); they may only shrink
-OVERSIZE = {
-    "genrecon/simulate/ct.py": 401,
-}
+OVERSIZE: dict[str, int] = {}
 LIMIT = 400
 
 

@@ -5,9 +5,8 @@
     gaussian: p~ = p + sigma n;  poisson: N ~ Poisson(i0 exp(-p)),  p~ = -log(max(N, 1) / i0)
     y  = scale * p~                 (``scale`` = 1, or 1 / ||A_raw|| when ``normalize: true``)
 
-Noise is drawn in float64 on the generator's device (the CPU for a CPU generator) and applied on the CPU,
-so the same seed gives the same noise whatever device the projector runs on. Geometry lengths (``source_distance``, ``detector_distance``,
-``detector_spacing``) are in pixels.
+Noise is drawn in float64 on the generator's device and applied on the CPU: the same seed gives the same noise
+on any device. Geometry lengths (``source_distance``, ``detector_distance``, ``detector_spacing``) are in pixels.
 
 Attenuation mapping (``hu_to_mu``), default ``identity``:
     - ``identity``: the image already holds attenuation per pixel (phantoms, normalised images). Refused
