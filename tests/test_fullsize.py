@@ -131,6 +131,10 @@ def test_refusals_are_one_line_and_name_the_fix():
         assert "grid: upsample" not in str(err.value)
         with pytest.raises(ConfigError, match="set grid: upsample"):
             RECONSTRUCTORS.build(name, {"prior": prior, "prior_fov": 0.8})
+        # the refinement's anchor must be > 0 (latent_inversion's anchor_weight is by its range)
+        key, match = ("gamma", "gamma must be > 0 with grid: upsample") if name == "dps" else ("anchor_weight", "anchor")
+        with pytest.raises(ConfigError, match=match):
+            RECONSTRUCTORS.build(name, {"prior": prior, "grid": "upsample", key: 0.0})
         with pytest.raises(ConfigError, match="prior_fov must be in"):
             RECONSTRUCTORS.build(name, {"prior": prior, "grid": "upsample", "prior_fov": 1.5})
     ct = OPERATORS.get("ct_parallel")(image_size=32, angles=torch.linspace(0, 3.0, 8))

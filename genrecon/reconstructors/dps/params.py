@@ -83,6 +83,9 @@ class DPSParams:
         if self.rounds > 1 and self.consistency != "project":
             out.append("rounds > 1 restart from data-consistent means: set consistency: project")
         out.extend(grid_problems(self.grid, self.upsample, self.prior_fov))
+        if self.grid == "upsample" and self.gamma <= 0:
+            out.append("gamma must be > 0 with grid: upsample (it anchors the full-size refinement at U x_prior; "
+                       "without it the refinement's CG runs on a singular system)")
         if self.refine_tv_weight is not None and self.refine_tv_weight < 0:
             out.append(f"refine_tv_weight must be >= 0, got {self.refine_tv_weight}")
         weight, given = self.renamed[0].given(self)
