@@ -189,3 +189,14 @@ def test_smoke_suite_on_cuda(tmp_path, restore_threads):
     ops = [r for r in doc["parts"]["operators"]["records"] if r["implementation"] == "genrecon"]
     assert ops and all(r["device"] == "cuda" and r["adjoint_error"] < 1e-4 for r in ops)
     assert all(r["peak_mb"] is not None for r in doc["parts"]["generative"]["records"] if "psnr" in r)
+
+
+def test_results_page_links_the_hand_written_pages_of_its_folder(tmp_path):
+    """A rerun of the suites rewrites RESULTS.md; pages written by scripts (dps.md, fullsize.md...) stay linked."""
+    from genrecon.benchmark.results import write_results
+
+    (tmp_path / "fullsize.md").write_text("# Generative methods at full size\n\ntext\n")
+    (tmp_path / "other.md").write_text("no heading\n")
+    page = write_results(tmp_path).read_text()
+    assert "- [Generative methods at full size](fullsize.md)" in page and "- [other.md](other.md)" in page
+    assert "RESULTS.md)" not in page

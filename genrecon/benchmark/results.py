@@ -57,8 +57,20 @@ def _peers_line(peers: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
-def render(docs: list[dict[str, Any]]) -> str:
-    """The Markdown page for ``docs``."""
+def _first_heading(path: Path) -> str:
+    """A companion page's title (its first Markdown heading), else its file name."""
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                return line.lstrip("#").strip()
+    except OSError:
+        pass
+    return path.name
+
+
+def render(docs: list[dict[str, Any]], companions: list[Path] = ()) -> str:
+    """The Markdown page for ``docs``, then links to the hand-written ``companions`` (other ``*.md`` pages of the
+    folder: measurements by scripts, with their own commands), which a rerun of the suites keeps."""
     out = ["# genrecon benchmark results", "",
            "Written by `genrecon benchmark` from the suite files (`<suite>.json`) in this folder; rerun a suite to "
            "update its section (`genrecon benchmark SUITE --out DIR`). Every table states its metric conventions: "
@@ -85,12 +97,16 @@ def render(docs: list[dict[str, Any]]) -> str:
             if t.get("conventions"):
                 out += [f"Conventions: {t['conventions']}.", ""]
             for note in t.get("notes", []):
-                out += [f"Note: {note}.", ""]
+                out += [f"Note: {note}" + ("" if note.rstrip().endswith(".") else "."), ""]
         for p in doc.get("plots", []):
             out += [f"![{p.get('caption', p['file'])}]({p['file']})", "", f"*{p.get('caption', '')}*", ""]
+    if companions:
+        out += ["## More measurements (their own pages, written by the scripts they name)", ""]
+        out += [f"- [{_first_heading(p)}]({p.name})" for p in companions]
     return "\n".join(out).rstrip() + "\n"
 
 
 def write_results(out_dir: Path) -> Path:
     """(Re)write ``<out_dir>/RESULTS.md`` from every suite document in ``out_dir`` (atomically)."""
-    return write_text(Path(out_dir) / "RESULTS.md", render(load_documents(out_dir)))
+    companions = sorted(p for p in Path(out_dir).glob("*.md") if p.name != "RESULTS.md")
+    return write_text(Path(out_dir) / "RESULTS.md", render(load_documents(out_dir), companions))
