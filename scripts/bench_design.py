@@ -136,7 +136,7 @@ def baselines_of(mod: str, out: Path) -> dict:
         budget = int(np.load(pats["random"])[0].sum())
         wide = WIDE_FACTOR * len([c for c in problem.start(0.32 / (w / budget))])
         for name, cols in mri_baselines(w, problem.start(wide / w), budget, seed=0).items():
-            if name != "center":
+            if name not in ("center", "partial_fourier"):  # the same or not a centre-width pattern
                 pats[f"{name}_c{wide}"] = write_npy(out / "baselines_wide" / f"{name}_mask.npy",
                                                            problem.pattern(cols).numpy())
         # partial Fourier: the start and the columns next to it on one side (real images: the other side is their

@@ -284,6 +284,16 @@ def test_bad_design_configs_are_refused_in_one_message(change, words):
         load_design_dict({**BASE, **change}, build=False)
 
 
+@pytest.mark.parametrize("name", ["design_mri_8x.yaml", "design_ct_30.yaml"])
+def test_shipped_design_configs_validate(name):
+    from pathlib import Path
+
+    from genrecon.design.config import load_design
+
+    cfg = load_design(Path(__file__).resolve().parents[1] / "configs" / name)
+    assert cfg.run.reconstructors[0].label == "sampler" and cfg.design.batch == 1
+
+
 # -- the command, end to end (the shipped config, made tiny) ---------------------------------------------------
 def test_design_command_writes_a_mask_a_config_can_use_and_resumes(tmp_path):
     from genrecon.cli.main import app
