@@ -73,7 +73,8 @@ class DesignSection:
         default="adaptive", metadata={"doc": "adaptive: a design per slice, from its own measurements; population: "
                                              "one design for all slices (the mean information gain)"})
     start: StartConfig = field(default_factory=StartConfig, metadata={"doc": "the first measurement"})
-    batch: int = field(default=1, metadata={"ge": 1, "doc": "candidates added per sampling round"})
+    batch: int = field(default=1, metadata={"ge": 1, "doc": "candidates added per sampling round (1 measured best; "
+                                                         "larger batches are faster)"})
     score: Literal["marginal", "joint"] = field(
         default="marginal", metadata={"doc": "marginal: sum over a candidate's values of 1/2 log(1 + var/sigma^2); "
                                              "joint: 1/2 log det(I + Cov/sigma^2) of its values"})

@@ -16,6 +16,9 @@ is measured). Choosing a batch greedily with that update (``diversity: condition
 information: the next choice scores what is *left* to learn, so two redundant neighbours are not both taken.
 For one-value candidates both scores equal the exact Gaussian gain ``1/2 log(1 + a^T Sigma a / sigma^2)`` as
 ``N`` grows (tests/test_design.py checks this against the closed form).
+Limitation: the ensemble has rank ``N - 1``; with few samples (8) one well-measured candidate pins every weight, so
+the conditioned gains of the rest of a batch are small and those choices nearly arbitrary (measured: one candidate
+per round designs better than batches of 2-4; benchmarks/design.md).
 
 Example:
     >>> import torch
