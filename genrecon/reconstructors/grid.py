@@ -19,7 +19,8 @@ Images smaller than the prior's grid are always refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -32,6 +33,35 @@ from ..solvers.tv import TVProx
 
 GRIDS = ("same", "upsample")
 UPSAMPLE_KINDS = ("auto", "fourier", "linear")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridParams:
+    """The parameters ``dps`` and ``latent_inversion`` share for images larger than the prior's (their ``Params``
+    derive from it; keyword-only, so they follow each method's own fields)."""
+
+    grid: Literal["same", "upsample"] = field(default="same", metadata={
+        "doc": "images larger than the prior's: same (refused) or upsample (work on the prior's grid through A U, "
+               "U the upsampling to the image's grid, then refine at full size; genrecon.reconstructors.grid)"})
+    upsample: Literal["auto", "fourier", "linear"] = field(default="auto", metadata={
+        "doc": "U of grid: upsample: fourier (k-space zero-padding, MRI), linear (CT) or auto (fourier for complex "
+               "images, linear for real)"})
+    prior_fov: float = field(default=1.0, metadata={
+        "doc": "part of each image axis the prior's grid covers, centred, in (0, 1] (grid: upsample; < 1 when the "
+               "prior was trained on images cropped around the anatomy)"})
+    refine_iter: int = field(default=100, metadata={
+        "ge": 0, "doc": "grid: upsample: CG (then TV-FISTA) iterations of the full-size refinement 1/2 ||A x - y||^2 + "
+                        "mu/2 ||x - U x_prior||^2 + refine_tv_weight TV(x), mu = dps's gamma or latent_inversion's "
+                        "anchor_weight ||A||^2 (0: U x_prior as it is)"})
+    refine_tv_weight: float | None = field(default=None, metadata={
+        "doc": "TV weight of the full-size refinement (grid: upsample), fista_tv's scale; None: tv_weight"})
+
+    def grid_param_problems(self) -> list[str]:
+        """Problems with these parameters (the subclasses' ``problems()`` include them)."""
+        out = grid_problems(self.grid, self.upsample, self.prior_fov)
+        if self.refine_tv_weight is not None and self.refine_tv_weight < 0:
+            out.append(f"refine_tv_weight must be >= 0, got {self.refine_tv_weight}")
+        return out
 
 
 def grid_problems(grid: str, upsample: str, prior_fov: float) -> list[str]:

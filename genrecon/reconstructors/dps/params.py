@@ -9,11 +9,11 @@ from typing import ClassVar, Literal
 from torch import nn
 
 from ..base import Renamed
-from ..grid import grid_problems
+from ..grid import GridParams
 
 
 @dataclass(frozen=True)
-class DPSParams:
+class DPSParams(GridParams):
     """The YAML ``params`` of ``dps``; defaults are tuned on training slices (benchmarks/dps.md)."""
 
     prior: str | Path | nn.Module = field(metadata={
@@ -56,21 +56,6 @@ class DPSParams:
     refine_time: float = field(default=0.05, metadata={
         "gt": 0, "lt": 1, "doc": "start time of the rounds after the first (fraction of the steps grid)"})
 
-    grid: Literal["same", "upsample"] = field(default="same", metadata={
-        "doc": "images larger than the prior's: same (refused) or upsample (sample on the prior's grid through A U, "
-               "U the upsampling to the image's grid, then refine at full size; genrecon.reconstructors.grid)"})
-    upsample: Literal["auto", "fourier", "linear"] = field(default="auto", metadata={
-        "doc": "U of grid: upsample: fourier (k-space zero-padding, MRI), linear (CT) or auto (fourier for complex "
-               "images, linear for real)"})
-    prior_fov: float = field(default=1.0, metadata={
-        "doc": "part of each image axis the prior's grid covers, centred, in (0, 1] (grid: upsample; < 1 when the "
-               "prior was trained on images cropped around the anatomy)"})
-    refine_iter: int = field(default=100, metadata={
-        "ge": 0, "doc": "grid: upsample: CG (then TV-FISTA) iterations of the full-size refinement 1/2 ||A x - y||^2 + "
-                        "gamma/2 ||x - U x_prior||^2 + refine_tv_weight TV(x) (0: U x_prior as it is)"})
-    refine_tv_weight: float | None = field(default=None, metadata={
-        "doc": "TV weight of the full-size refinement (grid: upsample), fista_tv's scale; None: tv_weight"})
-
     renamed: ClassVar[tuple[Renamed, ...]] = (Renamed("tv", "tv_weight", default=0.0),)
 
     def problems(self) -> list[str]:
@@ -82,12 +67,10 @@ class DPSParams:
             out.append("init_time < 1 starts from a data-consistent image: set consistency: project")
         if self.rounds > 1 and self.consistency != "project":
             out.append("rounds > 1 restart from data-consistent means: set consistency: project")
-        out.extend(grid_problems(self.grid, self.upsample, self.prior_fov))
+        out.extend(self.grid_param_problems())
         if self.grid == "upsample" and self.gamma <= 0:
             out.append("gamma must be > 0 with grid: upsample (it anchors the full-size refinement at U x_prior; "
                        "without it the refinement's CG runs on a singular system)")
-        if self.refine_tv_weight is not None and self.refine_tv_weight < 0:
-            out.append(f"refine_tv_weight must be >= 0, got {self.refine_tv_weight}")
         weight, given = self.renamed[0].given(self)
         weight = 0.0 if weight is None else weight
         if weight < 0:

@@ -9,11 +9,11 @@ from typing import ClassVar, Literal
 from torch import nn
 
 from ..base import Renamed
-from ..grid import grid_problems
+from ..grid import GridParams
 
 
 @dataclass(frozen=True)
-class LatentParams:
+class LatentParams(GridParams):
     """The YAML ``params`` of ``latent_inversion``; the ``hybrid_*`` ones also drive ``mode: anchored``."""
 
     prior: str | Path | nn.Module = field(metadata={
@@ -66,28 +66,12 @@ class LatentParams:
     phase: Literal["zero", "lowres"] = field(default="zero", metadata={"doc": "phase of complex (MRI) images: zero or "
                                                                               "lowres"})
 
-    grid: Literal["same", "upsample"] = field(default="same", metadata={
-        "doc": "images larger than the prior's: same (refused) or upsample (invert on the prior's grid through A U, "
-               "U the upsampling to the image's grid, then refine at full size; genrecon.reconstructors.grid)"})
-    upsample: Literal["auto", "fourier", "linear"] = field(default="auto", metadata={
-        "doc": "U of grid: upsample: fourier (k-space zero-padding, MRI), linear (CT) or auto (fourier for complex "
-               "images, linear for real)"})
-    prior_fov: float = field(default=1.0, metadata={
-        "doc": "part of each image axis the prior's grid covers, centred, in (0, 1] (grid: upsample)"})
-    refine_iter: int = field(default=100, metadata={
-        "ge": 0, "doc": "grid: upsample: CG (then TV-FISTA) iterations of the full-size refinement 1/2 ||A x - y||^2 + "
-                        "mu/2 ||x - U x_prior||^2 + refine_tv_weight TV(x), mu = anchor_weight ||A||^2 (0: U x_prior)"})
-    refine_tv_weight: float | None = field(default=None, metadata={
-        "doc": "TV weight of the full-size refinement (grid: upsample), fista_tv's scale; None: tv_weight"})
-
     renamed: ClassVar[tuple[Renamed, ...]] = (
         Renamed("hybrid_weight", "tv_weight", default=0.005, scale=0.5, relation="2 x tv_weight"),)
 
     def problems(self) -> list[str]:
         """Rules across fields, and ranges whose message must explain themselves or name the key given."""
-        out = grid_problems(self.grid, self.upsample, self.prior_fov)
-        if self.refine_tv_weight is not None and self.refine_tv_weight < 0:
-            out.append(f"refine_tv_weight must be >= 0, got {self.refine_tv_weight}")
+        out = self.grid_param_problems()
         weight, given = self.renamed[0].given(self)
         if weight is not None and weight < 0:
             out.append(f"{given} must be a non-negative number, got {weight!r}")
