@@ -14,7 +14,7 @@ step) with about a dozen in-place or ``out=`` tensor operations per step:
 - the projection multiplies by ``rsqrt(max(1, |g|^2))`` and the momentum step is one ``lerp``.
 
 The arithmetic is the textbook iteration's, reordered: results agree with a direct implementation to float
-rounding (about 1e-7 relative in float32; ``tests/test_tv_prox_fast.py`` checks this against one written out
+rounding (about 1e-7 relative in float32; ``tests/test_fast_fista_tv.py`` checks this against one written out
 in the test).
 """
 
