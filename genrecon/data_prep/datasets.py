@@ -180,11 +180,17 @@ def build_brain_mri_dataset(sources: Sequence[Source], out: Path | str, *, size:
     Returns:
         ``{"train": n_train, "val": n_val}`` of ``out`` (and ``"test_subject": n`` when there are test subjects).
     """
+    return _brain_mri_files(sources, out, size=size, rule=rule, log=log, test_subjects=test_subjects, added=added,
+                            extended_out=extended_out)[Path(out).name]
+
+
+def _brain_mri_files(sources, out, *, size, rule=BRAIN_SLABS, log, test_subjects, added,
+                     extended_out) -> dict[str, dict[str, int]]:
+    """:func:`build_brain_mri_dataset`, with the counts of every file written (per file name)."""
     col, attrs = _slice_sources(sources, _mri_volume, "mri", MRI_NORMALISATION, size, rule, "build_brain_mri_dataset",
                                 log)
     attrs["content"] = BRAIN_CONTENT
-    return _write_with_subjects(out, col, attrs, sources, "mri", test_subjects, added, extended_out, size,
-                                log)[Path(out).name]
+    return _write_with_subjects(out, col, attrs, sources, "mri", test_subjects, added, extended_out, size, log)
 
 
 def _ct_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -204,10 +210,16 @@ def build_head_ct_dataset(sources: Sequence[Source], out: Path | str, *, size: i
     Returns:
         ``{"train": n_train, "val": n_val}`` of ``out`` (and ``"test_subject": n`` when there are test subjects).
     """
+    return _head_ct_files(sources, out, size=size, rule=rule, log=log, test_subjects=test_subjects, added=added,
+                          extended_out=extended_out)[Path(out).name]
+
+
+def _head_ct_files(sources, out, *, size, rule=CT_SLABS, log, test_subjects, added,
+                   extended_out) -> dict[str, dict[str, int]]:
+    """:func:`build_head_ct_dataset`, with the counts of every file written (per file name)."""
     col, attrs = _slice_sources(sources, _ct_volume, "ct", CT_NORMALISATION, size, rule, "build_head_ct_dataset", log)
     attrs.update({**HU_ATTRS, "content": CT_CONTENT})
-    return _write_with_subjects(out, col, attrs, sources, "ct", test_subjects, added, extended_out, size,
-                                log)[Path(out).name]
+    return _write_with_subjects(out, col, attrs, sources, "ct", test_subjects, added, extended_out, size, log)
 
 
 def build_datasets(sources: FetchedSources, prepared: Path | str, *, size: int = 128,
@@ -219,20 +231,11 @@ def build_datasets(sources: FetchedSources, prepared: Path | str, *, size: int =
     extra = sources.extra
     out: dict[str, dict[str, int]] = {}
     for modality, build, base, name, ext_name in (
-            ("mri", build_brain_mri_dataset, [sources.mni152, sources.ch2, sources.ch2better],
+            ("mri", _brain_mri_files, [sources.mni152, sources.ch2, sources.ch2better],
              f"brain-mri-{size}.h5", f"brain-mri-extended-{size}.h5"),
-            ("ct", build_head_ct_dataset, [sources.cranium], f"head-ct-{size}.h5", f"ct-extended-{size}.h5")):
+            ("ct", _head_ct_files, [sources.cranium], f"head-ct-{size}.h5", f"ct-extended-{size}.h5")):
         added = pick(extra, EXTRA_TRAIN[modality])
-        out[name] = build(base, prepared / name, size=size, log=log,
-                          test_subjects=pick(extra, TEST_SUBJECTS[modality]), added=added,
-                          extended_out=prepared / ext_name if added else None)
-        if added:
-            out[ext_name] = _counts(prepared / ext_name)
+        out.update(build(base, prepared / name, size=size, log=log,
+                         test_subjects=pick(extra, TEST_SUBJECTS[modality]), added=added,
+                         extended_out=prepared / ext_name if added else None))
     return out
-
-
-def _counts(path: Path) -> dict[str, int]:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return {split: int(f[split]["images"].shape[0]) for split in ("train", "val", TEST_SUBJECT) if split in f}
