@@ -66,9 +66,10 @@ def draw_samples(problem, item: Item, sampler, chosen: list[int], generator: tor
         raise DataError(f"design of {item.key}: the sampler returned no posterior samples (info['samples']); use a "
                         "reconstructor that draws them (dps or latent_inversion with samples >= 2)")
     samples = samples.detach().cpu()
-    if not bool(torch.isfinite(samples.abs() if samples.is_complex() else samples).all()):
+    magnitude = samples.abs() if samples.is_complex() else samples
+    if not bool(torch.isfinite(magnitude).all()):
         raise DataError(f"design of {item.key}: the posterior samples hold NaN or Inf")
-    std = samples.abs().std(dim=0)[0] if samples.is_complex() else samples.std(dim=0)[0]
+    std = magnitude.std(dim=0)[0]
     return samples, std
 
 
