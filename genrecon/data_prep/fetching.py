@@ -183,6 +183,19 @@ def _read_ar(path: Path) -> dict[str, bytes]:
     return members
 
 
+def _copy_tar_members(tar: tarfile.TarFile, dest: Path, wanted: set[str], *, strip: str = "") -> None:
+    """Copy the regular files of ``tar`` named in ``wanted`` (names with leading ``strip`` characters removed) to
+    ``dest``/name; each one copied is discarded from ``wanted``, so what is left was not found."""
+    for info in tar:
+        name = info.name.lstrip(strip) if strip else info.name
+        if name in wanted and info.isfile():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+            wanted.discard(name)
+
+
 def _extract_deb(deb: Path, dest: Path, wanted: Iterable[str]) -> None:
     """Extract ``wanted`` paths of a ``.deb``'s data archive into ``dest`` (pure Python, no dpkg)."""
     members = _read_ar(deb)
@@ -199,14 +212,7 @@ def _extract_deb(deb: Path, dest: Path, wanted: Iterable[str]) -> None:
                         f"'dpkg-deb -x {deb.name} {dest}' and rerun")
     wanted = set(wanted)
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        for info in tar.getmembers():
-            name = info.name.lstrip("./")
-            if name in wanted and info.isfile():
-                target = dest / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                wanted.discard(name)
+        _copy_tar_members(tar, dest, wanted, strip="./")
     if wanted:
         raise DataError(f"{deb}: missing {sorted(wanted)}; the package layout changed, "
                         "check the file list with 'dpkg-deb -c'")

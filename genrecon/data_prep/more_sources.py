@@ -21,13 +21,12 @@ Example:
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tarfile
 from pathlib import Path
 
 from ..errors import DataError
-from .fetching import Package, Source, _extract_wheel, _pip_download, _run
+from .fetching import Package, Source, _copy_tar_members, _extract_wheel, _pip_download, _run
 from .progress import Log, say
 
 PYRADIOMICS = Package(
@@ -82,13 +81,7 @@ def _extract_sdist(sdist: Path, dest: Path, wanted: list[str]) -> None:
     if not todo:
         return
     with tarfile.open(sdist, "r:gz") as tar:
-        for info in tar:
-            if info.name in todo and info.isfile():
-                target = dest / info.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                todo.discard(info.name)
+        _copy_tar_members(tar, dest, todo)
     if todo:
         raise DataError(f"{sdist.name}: missing {sorted(todo)}; the source distribution's layout changed, list "
                         f"it with 'tar tzf {sdist}'")
