@@ -110,6 +110,11 @@ def _mri_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
 HU_ATTRS = {"hu_offset": HU_OFFSET, "hu_scale": HU_SCALE, "hu_min": HU_MIN, "hu_max": HU_MAX}
 
 
+def _licence(sources: Sequence[Source]) -> str:
+    """The ``licence`` attribute: ``name: licence`` of each source, sorted, joined by ``; ``."""
+    return "; ".join(sorted({f"{s.name}: {s.licence}" for s in sources}))
+
+
 def _slice_sources(sources, read_volume, modality: str, normalisation: str, size: int, rule: SlabRule,
                    created_by: str, log: Log) -> tuple[Collected, dict]:
     """Slice every source volume (``read_volume(path) -> (vol01, affine)``) by ``rule``; the slices and the
@@ -120,7 +125,7 @@ def _slice_sources(sources, read_volume, modality: str, normalisation: str, size
         vol01, affine = read_volume(src.path)
         slice_volume(vol01, affine, src.name, col, size=size, rule=rule, log=log)
     attrs = common_attrs(modality, size, normalisation, [s.as_dict() for s in sources],
-                         "; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})), rule, created_by, col.stats)
+                         _licence(sources), rule, created_by, col.stats)
     return col, attrs
 
 
@@ -136,7 +141,7 @@ _HELD_CONTENT = ("; test_subject: whole volumes of other subjects (thick-slice s
 def _with_sources(attrs: dict, sources: Sequence[Source], stats: dict) -> dict:
     out = dict(attrs)
     out.update(sources=json.dumps([s.as_dict() for s in sources]), stats=json.dumps(stats),
-               licence="; ".join(sorted({f"{s.name}: {s.licence}" for s in sources})))
+               licence=_licence(sources))
     return out
 
 
