@@ -28,7 +28,6 @@ from ..errors import ShapeError
 from ..operators.base import LinearOperator
 from ..operators.resample import Upsample
 from ..solvers.cg import conjugate_gradient
-from ..solvers.fista import fista
 from ..solvers.tv import TVProx
 
 GRIDS = ("same", "upsample")
@@ -152,17 +151,14 @@ class PriorGrid:
                nonneg: bool = False) -> torch.Tensor:
         """The full-size image of prior-grid images ``x_small`` ``(N, C, S, S)`` (module docstring), ``(N, *A's
         domain)``; ``weight`` is ``gamma / ||A||^2``. ``n_iter = 0`` returns ``U x_small``."""
+        from .dps.projected import data_consistency  # here: the dps package imports this module
+
         with torch.no_grad():
             start = self.up(x_small)
             if n_iter == 0:
                 return start
             yb = y.expand(start.shape[0], *y.shape[1:])
             lip = self.op.norm_squared(dtype=start.real.dtype, device=start.device)
-            gamma = weight * lip
-            rhs = self.op.adjoint(yb) + gamma * start
-            sol = conjugate_gradient(lambda v: self.op.normal(v) + gamma * v, rhs, start, n_iter=n_iter)
-            if tv_weight <= 0 and not nonneg:
-                return sol
-            prox = TVProx(tv_weight, 5, nonneg=nonneg)
-            return fista(lambda v: self.op.normal(v) + gamma * v - rhs, prox, sol, step=1.0 / (1.01 * lip + gamma),
-                         n_iter=n_iter).x
+            prox = TVProx(tv_weight, 5, nonneg=nonneg) if tv_weight > 0 or nonneg else None
+            return data_consistency(self.op, self.op.adjoint(yb), start, gamma=weight * lip, n_iter=n_iter,
+                                    tv_prox=prox, lip=lip)
