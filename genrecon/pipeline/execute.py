@@ -95,16 +95,6 @@ def nonfinite_reason(x: torch.Tensor) -> str | None:
     return f"the reconstruction holds NaN or Inf in {n_bad} of {x.numel()} pixels"
 
 
-def _with_threads(progress: Progress, threads: int, why: str) -> Progress:
-    """``progress`` with the thread count added to the ``plan`` event."""
-    def wrapped(event: str, **kw) -> None:
-        if event == "plan":
-            kw.update(threads=threads, threads_why=why)
-        progress(event, **kw)
-
-    return wrapped
-
-
 def run(
     cfg: RunConfig,
     *,
@@ -121,9 +111,8 @@ def run(
     before any result is written, a folder it created is removed again: nothing is left behind.
     """
     progress = progress or (lambda event, **kw: None)
-    threads, why = resolve_threads(cfg.threads)
-    torch.set_num_threads(threads)
-    progress = _with_threads(progress, threads, why)
+    threads = resolve_threads(cfg.threads)
+    torch.set_num_threads(threads[0])
     out = Path(cfg.output.dir)
     created = not out.exists()
     written: list[bool] = []
@@ -133,7 +122,7 @@ def run(
             removed = check_output_dir(cfg, overwrite=overwrite)
             if removed:
                 progress("overwritten", removed=removed)
-            _run_cases(cfg, out, progress, shard_index, shard_count, written)
+            _run_cases(cfg, out, progress, shard_index, shard_count, written, threads)
     except BaseException:
         # only the writer that held the lock may clean up (another may have created the folder meanwhile)
         if created and lock.acquired and not written and out.is_dir():
@@ -147,7 +136,7 @@ def run(
 
 
 def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, shard_count: int,
-               written: list[bool]) -> None:
+               written: list[bool], threads: tuple[int, str]) -> None:
     from ..io.writers import write_json, write_npy
 
     device = resolve_device(cfg.device)
@@ -163,7 +152,8 @@ def _run_cases(cfg: RunConfig, out: Path, progress: Progress, shard_index: int, 
     c_hash = case_hash(cfg)
     labels = cfg.labels()
     m_hashes = [method_hash(cfg, i) for i in range(len(methods))]
-    progress("plan", cases=len(refs), methods=labels, out=str(out), device=str(device))
+    progress("plan", cases=len(refs), methods=labels, out=str(out), device=str(device), threads=threads[0],
+             threads_why=threads[1])
     volume_scale: dict[str, float] = {}
     whole_max: dict[str, float | None] = {}
     for ref in refs:

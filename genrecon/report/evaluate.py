@@ -168,6 +168,7 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
         drange = None if truth is None else data_range_of(ev.data_range, truth, by_volume[r["volume"]],
                                                           whole_max.get(r["volume"]))
         shown_estimates = {}
+        first_row = len(rows)  # this case's rows are appended from here
         for label in labels:
             mrec = r["methods"].get(label)
             if mrec is None:
@@ -195,7 +196,7 @@ def evaluate_run(run_dir: str | Path, *, progress=None, write: bool = True) -> d
             from ..figures import case_panel
 
             panel_stds = {lab: stds[(r["key"], lab)] for lab in shown_estimates if (r["key"], lab) in stds}
-            shown = {row["method"]: row for row in rows if row["case"] == r["key"]}
+            shown = {row["method"]: row for row in rows[first_row:]}
             scores = {lab: " ".join(f"{m.upper()} {shown[lab][m]:.{2 if m == 'psnr' else 3}f}" for m in ("psnr", "ssim")
                                     if isinstance(shown.get(lab, {}).get(m), float)) for lab in shown_estimates}
             case_panel(r["dir"] / "panel.png", truth, shown_estimates, drange, stds=panel_stds, title=r["key"],
