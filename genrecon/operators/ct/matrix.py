@@ -150,17 +150,3 @@ def spmm(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1 and x.device.type == "cpu":
         return torch.mv(m, x[:, 0].contiguous()).unsqueeze(1)  # the fastest CPU path for one column
     return torch.sparse.mm(m, x.contiguous())
-
-
-class SparseApply(torch.autograd.Function):
-    """``X -> M X`` for a CSR matrix ``M`` whose transpose ``MT`` gives the backward pass."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, m: torch.Tensor, mt: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.mats = (m, mt)
-        return spmm(m, x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        m, mt = ctx.mats
-        return SparseApply.apply(grad, mt, m), None, None

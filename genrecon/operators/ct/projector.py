@@ -8,6 +8,7 @@ auto`` stores the matrix when its build's peak memory fits ``memory_budget_mib``
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -175,7 +176,7 @@ class CTProjector(LinearOperator):
         if not self.uses_matrix:
             return self._on_the_fly(x, adjoint=False).reshape(b, *self.range_shape)
         a, at = self.matrices(dtype, x.device)
-        out = _matrix.SparseApply.apply(x.reshape(b, -1).t(), a, at)
+        out = Apply.apply(x.reshape(b, -1).t(), partial(_matrix.spmm, a), partial(_matrix.spmm, at))
         return out.t().reshape(b, *self.range_shape)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
@@ -183,7 +184,7 @@ class CTProjector(LinearOperator):
         if not self.uses_matrix:
             return self._on_the_fly(y, adjoint=True).reshape(b, *self.domain_shape)
         a, at = self.matrices(dtype, y.device)
-        out = _matrix.SparseApply.apply(y.reshape(b, -1).t(), at, a)
+        out = Apply.apply(y.reshape(b, -1).t(), partial(_matrix.spmm, at), partial(_matrix.spmm, a))
         return out.t().reshape(b, *self.domain_shape)
 
     def extra_repr(self) -> str:
