@@ -46,23 +46,25 @@ DATA_DIR = ROOT / "data/prepared"
 
 # The settings and tuned values are those of the generative suite's configs (benchmarks/configs/generative/,
 # the README there says where each value comes from); this script re-tunes them on training slices.
-SETTINGS = {s: (setting_config(s)["simulate"]["modality"], setting_config(s)["simulate"]) for s in SETTING_NAMES}
+SETTINGS = {s: (sim["modality"], sim) for s in SETTING_NAMES for sim in [setting_config(s)["simulate"]]}
+#: each setting's methods, read once (every value below comes from here)
+_METHODS = {s: method_params(s) for s in SETTING_NAMES}
 #: settings where DPS runs (16x and 15 views are latent-inversion settings)
-DPS_SETTINGS = tuple(s for s in SETTING_NAMES if "dps" in method_params(s))
-LAM_DEFAULT = {s: method_params(s)["fista_tv"][1]["tv_weight"] for s in SETTING_NAMES}
-FISTA_ITER = method_params("mri8")["fista_tv"][1]["n_iter"]
+DPS_SETTINGS = tuple(s for s in SETTING_NAMES if "dps" in _METHODS[s])
+LAM_DEFAULT = {s: _METHODS[s]["fista_tv"][1]["tv_weight"] for s in SETTING_NAMES}
+FISTA_ITER = _METHODS["mri8"]["fista_tv"][1]["n_iter"]
 MU_PER_UNIT = SETTINGS["ct30"][1]["hu_to_mu"]["mu_per_unit"]
 #: gradient-DPS step size per modality (it acts on model-space gradients that scale with intensity_scale)
-ZETA = {"mri": method_params("mri8")["dps"][1]["zeta"], "ct": method_params("ct30")["dps"][1]["zeta"]}
-DPS_GRAD = {k: method_params("mri8")["dps"][1][k] for k in ("steps", "eta")}
-DPS_PROJECT = {k: method_params("mri8")["dps_project"][1][k] for k in ("consistency", "steps", "eta", "gamma", "cg_iter")}
+ZETA = {"mri": _METHODS["mri8"]["dps"][1]["zeta"], "ct": _METHODS["ct30"]["dps"][1]["zeta"]}
+DPS_GRAD = {k: _METHODS["mri8"]["dps"][1][k] for k in ("steps", "eta")}
+DPS_PROJECT = {k: _METHODS["mri8"]["dps_project"][1][k] for k in ("consistency", "steps", "eta", "gamma", "cg_iter")}
 #: FISTA-TV weight grids for tuning (MRI: image units in [0, 1]; CT: mu units, ||A|| = 1)
 LAM_GRID = {"mri": [5e-4, 1e-3, 2e-3, 5e-3, 1e-2], "ct": [2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4]}
 
 
 def dps_tv_params(setting: str) -> dict:
     """What ``dps_project_tv`` adds to :data:`DPS_PROJECT` in ``setting``'s config (tv_weight, schedule)."""
-    params = method_params(setting)["dps_project_tv"][1]
+    params = _METHODS[setting]["dps_project_tv"][1]
     return {k: v for k, v in params.items() if k not in ("prior", "samples", "intensity_scale")
             and (k not in DPS_PROJECT or DPS_PROJECT[k] != v)}
 
