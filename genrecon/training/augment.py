@@ -48,8 +48,7 @@ def rotate(x: torch.Tensor, angles_rad: torch.Tensor) -> torch.Tensor:
     cos, sin = torch.cos(angles_rad).to(x.dtype), torch.sin(angles_rad).to(x.dtype)
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _sample(x, theta)
 
 
 def affine(x: torch.Tensor, angles_rad: torch.Tensor, zoom: torch.Tensor, shear_rad: torch.Tensor) -> torch.Tensor:
