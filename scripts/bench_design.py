@@ -131,17 +131,18 @@ def baselines_of(mod: str, out: Path) -> dict:
         from genrecon.io.writers import write_npy
 
         pats = {n: out / "baselines" / f"{n}_mask.npy" for n in names}
-        w = np.load(pats["random"]).shape[-1]
+        random_mask = np.load(pats["random"])
+        w = random_mask.shape[-1]
         problem = MRIColumns((w, w), 1.0)
-        budget = int(np.load(pats["random"])[0].sum())
-        wide = WIDE_FACTOR * len([c for c in problem.start(0.32 / (w / budget))])
+        budget = int(random_mask[0].sum())
+        start = problem.start(0.32 / (w / budget))
+        wide = WIDE_FACTOR * len(start)
         for name, cols in mri_baselines(w, problem.start(wide / w), budget, seed=0).items():
             if name not in ("center", "partial_fourier"):  # the same or not a centre-width pattern
                 pats[f"{name}_c{wide}"] = write_npy(out / "baselines_wide" / f"{name}_mask.npy",
                                                            problem.pattern(cols).numpy())
         # partial Fourier: the start and the columns next to it on one side (real images: the other side is their
         # conjugate mirror), the fixed pattern that uses the same symmetry the designs can use
-        start = problem.start(0.32 / (w / budget))
         below = sorted((j for j in range(w) if j < min(start)), reverse=True)[:budget - len(start)]
         pats["partial_fourier"] = write_npy(out / "baselines_wide" / "partial_fourier_mask.npy",
                                             problem.pattern(sorted(start + below)).numpy())
