@@ -6,7 +6,6 @@ from __future__ import annotations
 from .latent import (DECODE_CHUNK, LEVEL_SAMPLES, MAX_CHAINS, PATIENCE, WHO, LatentInversion,  # noqa: F401
                      LatentParams, coverage, langevin_samples, laplace_samples, latent_hessian, posterior_factor,
                      randn_on, refine_mode, resolve_prior, soft_threshold, sqnorm)
-from .latent import resolve_prior as _resolve_prior  # noqa: F401
 
 __all__ = ["DECODE_CHUNK", "LEVEL_SAMPLES", "LatentInversion", "LatentParams", "MAX_CHAINS", "PATIENCE", "WHO",
            "coverage", "langevin_samples", "laplace_samples", "latent_hessian", "posterior_factor", "refine_mode",

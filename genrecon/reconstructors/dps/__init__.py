@@ -40,9 +40,6 @@ rounds).
 from __future__ import annotations
 
 from ...solvers.cg import conjugate_gradient  # noqa: F401  (the old import path)
-from ...solvers.fista import fista  # noqa: F401
-from ...solvers.tv import TVProx  # noqa: F401
-from .gradient import batch_norm as _batch_norm  # noqa: F401
 from .gradient import gradient_step
 from .params import DPSParams
 from .projected import INIT_ITER, data_consistency, projected_step
