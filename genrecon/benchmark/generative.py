@@ -200,7 +200,7 @@ def run_shard(raw: dict, index: int, count: int) -> dict[str, float | None]:
 
     def progress(event: str, **kw) -> None:
         if event == "method_start":
-            active["mem"] = PeakMemory(cfg.device if cfg.device != "auto" else "cpu").__enter__()
+            active["mem"] = PeakMemory(cfg.device).__enter__()  # run_config wrote the suite's resolved device
         elif event in ("method_done", "method_failed") and "mem" in active:
             mem = active.pop("mem")
             mem.__exit__(None, None, None)

@@ -48,7 +48,8 @@ def build_config(source: str, *, modality: str | None, methods: list[str], accel
     """The run config (a dict, as YAML would give) of a ``genrecon recon`` command line."""
     from ..errors import ConfigError
 
-    modality = modality or infer_modality(source)
+    inferred = infer_modality(source)
+    modality = modality or inferred
     if modality is None:
         raise ConfigError(f"{source}: cannot tell MRI from CT by its name: give --modality mri or --modality ct")
     fastmri = source.lower().endswith((".h5", ".hdf5"))
@@ -66,7 +67,7 @@ def build_config(source: str, *, modality: str | None, methods: list[str], accel
     else:
         angles = {"kind": "sparse", "n_views": views} if span >= 180 else \
             {"kind": "limited", "span_deg": span, "n_views": views}
-        is_hu = hu or source.lower().startswith("sample:head-ct") or infer_modality(source) == "ct"
+        is_hu = hu or inferred == "ct"  # sample:head-ct and DICOM carry HU
         simulate = {"modality": "ct", "angles": angles, "normalize": True,
                     "noise": {"kind": "poisson", "i0": i0} if i0 > 0 else {"kind": "none"}}
         if is_hu:
