@@ -72,14 +72,16 @@ def _mri_mask(modality: str, n: int) -> torch.Tensor:
 
 def _problem(modality: str, n: int, batch: int, plan: Plan, device: str):
     """``(y, op)`` for a batch of phantoms."""
-    from ..operators.mri import MultiCoilMRI, SingleCoilMRI, _example_maps
+    from ..operators.mri import MultiCoilMRI, SingleCoilMRI
     from ..phantoms import shepp_logan
+    from ..simulate.coils import simulate_coil_maps
 
     x = shepp_logan(n).to(device)[None, None].expand(batch, 1, n, n).contiguous()
     if modality.startswith("mri"):
         mask = _mri_mask(modality, n)
         if modality == "mri_multi":
-            op = MultiCoilMRI(_example_maps(plan.coils, n, torch.Generator().manual_seed(n)), mask).to(device)
+            maps = simulate_coil_maps(plan.coils, (n, n), generator=torch.Generator().manual_seed(n))  # as users get
+            op = MultiCoilMRI(maps, mask).to(device)
         else:
             op = SingleCoilMRI(mask).to(device)
         with torch.no_grad():
