@@ -73,10 +73,6 @@ def _read_canonical(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return to_canonical(data, affine)
 
 
-def _thick(affine: np.ndarray) -> bool:
-    return bool(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).max() > THICK_MM)
-
-
 def read_added_volume(path: Path, modality: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """An added volume, canonical (RAS+) and normalised, with the orientations to cut from it.
 
@@ -84,8 +80,8 @@ def read_added_volume(path: Path, modality: str) -> tuple[np.ndarray, np.ndarray
     """
     data, affine = _read_canonical(Path(path))
     orientations: tuple[str, ...] = ORIENTATIONS
-    if _thick(affine):
-        zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # voxel sides in mm
+    if zooms.max() > THICK_MM:
         if int(np.argmax(zooms)) != 2:
             raise DataError(f"{path}: thick slices along RAS axis {int(np.argmax(zooms))}; only axial supported")
         orientations = ("axial",)
