@@ -27,6 +27,7 @@ import yaml
 
 from ..config import built_methods, config_hash
 from ..errors import ConfigError
+from ..io.atomic import remove_path
 from ..io.writers import write_json, write_text
 from ..pipeline.locking import RunLock
 from ..pipeline.plan import case_dirname, case_key, load_case, make_loader, plan, resolve_threads
@@ -65,11 +66,7 @@ def _check_folder(cfg: DesignConfig, out: Path, h: str, overwrite: bool) -> None
         raise ConfigError(f"{out} holds a design made with other settings; choose another output.dir or pass "
                           "--overwrite (deletes it)")
     for name in OWN:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        remove_path(out / name)
 
 
 def build_problem(cfg: DesignConfig, image: torch.Tensor):

@@ -54,3 +54,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         except FileNotFoundError:
             pass
         raise
+
+
+def remove_path(path: str | os.PathLike) -> None:
+    """Delete ``path``: a folder with its contents, or a file; nothing if it does not exist."""
+    import shutil
+
+    path = Path(path)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

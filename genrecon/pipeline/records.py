@@ -28,6 +28,7 @@ from typing import Any
 
 from ..config import RunConfig, config_hash, load_config, to_dict
 from ..errors import ConfigError, GenreconError
+from ..io.atomic import remove_path
 
 #: the sections every stored measurement depends on (a difference in any makes every case stale)
 CASE_SECTIONS = ("version", "seed", "data", "simulate")
@@ -172,11 +173,7 @@ def check_output_dir(cfg: RunConfig, *, overwrite: bool = False) -> list[str]:
             if n:
                 removed.append(f"{label} ({n} case(s))")
     for name in DERIVED:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+        remove_path(out / name)
     return removed
 
 
