@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genrecon.benchmark.peers import read_cfl, write_cfl  # noqa: F401  (BART's .cfl/.hdr: one implementation)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "fastmri_sim" / "multicoil"
 CONFIGS = {4: ROOT / "configs" / "fastmri_multicoil_4x.yaml", 8: ROOT / "configs" / "fastmri_multicoil_8x.yaml"}
@@ -66,27 +68,7 @@ BART_SENSE_L2 = 1e-4
 METRICS = ("psnr", "ssim", "nmse")
 
 
-# -- BART's file format --------------------------------------------------------------------------------------
-def write_cfl(path: str | Path, array: np.ndarray) -> None:
-    """Write ``array`` as BART's ``<path>.hdr`` (text: its dimensions, padded to 16) and ``<path>.cfl``
-    (complex64 little-endian, Fortran order: the first axis varies fastest)."""
-    array = np.asarray(array)
-    dims = list(array.shape) + [1] * (16 - array.ndim)
-    Path(f"{path}.hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in dims) + "\n")
-    np.asarray(array, dtype="<c8").ravel(order="F").tofile(f"{path}.cfl")
-
-
-def read_cfl(path: str | Path) -> np.ndarray:
-    """Read BART's ``<path>.hdr`` / ``<path>.cfl`` pair into a complex64 array of the header's 16 dims
-    with trailing singleton dims dropped (at least 2 kept)."""
-    lines = [ln for ln in Path(f"{path}.hdr").read_text().splitlines() if ln.strip()]
-    dims = [int(d) for d in lines[lines.index("# Dimensions") + 1].split()]
-    while len(dims) > 2 and dims[-1] == 1:
-        dims.pop()
-    data = np.fromfile(f"{path}.cfl", dtype="<c8", count=int(np.prod(dims)))
-    return data.reshape(dims, order="F")
-
-
+# -- BART's file format: genrecon.benchmark.peers.write_cfl / read_cfl --------------------------------------
 def to_bart_kspace(kspace: np.ndarray) -> np.ndarray:
     """genrecon/fastMRI k-space ``(C, H, W)`` (rows = readout) -> BART's ``(x = H, y = W, z = 1, coils = C)``."""
     return np.ascontiguousarray(np.asarray(kspace).transpose(1, 2, 0)[:, :, None, :])

@@ -133,22 +133,24 @@ def numpy_adjoint_errors(fwd: Callable, adj: Callable, shape_x, shape_y, *, is_c
 
 
 # -- BART --------------------------------------------------------------------------------------------------
-def write_cfl(path: Path, arr: np.ndarray) -> None:
-    """Write ``arr`` as BART's ``.hdr`` + ``.cfl`` pair (complex64, column-major, 16 dims)."""
-    arr = np.asarray(arr, dtype=np.complex64)
-    dims = list(arr.shape) + [1] * (16 - arr.ndim)
-    Path(path).with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(map(str, dims)) + "\n")
-    arr.T.astype(np.complex64).tofile(Path(path).with_suffix(".cfl"))
+def write_cfl(path: str | Path, array: np.ndarray) -> None:
+    """Write ``array`` as BART's ``<path>.hdr`` (text: its dimensions, padded to 16) and ``<path>.cfl``
+    (complex64 little-endian, Fortran order: the first axis varies fastest)."""
+    array = np.asarray(array)
+    dims = list(array.shape) + [1] * (16 - array.ndim)
+    Path(f"{path}.hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in dims) + "\n")
+    np.asarray(array, dtype="<c8").ravel(order="F").tofile(f"{path}.cfl")
 
 
-def read_cfl(path: Path) -> np.ndarray:
-    """Read a BART ``.hdr`` + ``.cfl`` pair (trailing singleton dims beyond 2 dropped)."""
-    dims = [int(d) for d in Path(path).with_suffix(".hdr").read_text().splitlines()[1].split()]
-    data = np.fromfile(Path(path).with_suffix(".cfl"), dtype=np.complex64, count=int(np.prod(dims)))
-    shape = list(dims)
-    while len(shape) > 2 and shape[-1] == 1:
-        shape.pop()
-    return data.reshape(shape, order="F")
+def read_cfl(path: str | Path) -> np.ndarray:
+    """Read BART's ``<path>.hdr`` / ``<path>.cfl`` pair into a complex64 array of the header's 16 dims
+    with trailing singleton dims dropped (at least 2 kept)."""
+    lines = [ln for ln in Path(f"{path}.hdr").read_text().splitlines() if ln.strip()]
+    dims = [int(d) for d in lines[lines.index("# Dimensions") + 1].split()]
+    while len(dims) > 2 and dims[-1] == 1:
+        dims.pop()
+    data = np.fromfile(f"{path}.cfl", dtype="<c8", count=int(np.prod(dims)))
+    return data.reshape(dims, order="F")
 
 
 def bart_pics_tv(ksp: np.ndarray, lam: float, n_iter: int, workdir: Path) -> Callable[[], np.ndarray]:
