@@ -232,4 +232,4 @@ class Registry:
 LOADERS = Registry("loader", "genrecon.loaders", ["genrecon.io"])
 MASKS = Registry("mask", "genrecon.masks", ["genrecon.simulate.masks"])
 OPERATORS = Registry("operator", "genrecon.operators", ["genrecon.operators"])
-RECONSTRUCTORS = Registry("reconstructor", "genrecon.reconstructors", ["genrecon.reconstructors"])
+RECONSTRUCTORS = Registry("reconstructor", "genrecon.reconstructors", ["genrecon.reconstructors", "genrecon.peers"])

@@ -73,15 +73,20 @@ def run_zero_filled(ksp: torch.Tensor, mask: torch.Tensor):
 
 
 def run_bart(ksp: np.ndarray, lam: float, n_iter: int, workdir: Path):
-    from genrecon.benchmark.peers import bart_pics_tv
+    """A callable running ``bart pics -R T`` (the whole process, file I/O included); the magnitude image."""
+    from genrecon.peers.bart import pics_tv
 
-    return bart_pics_tv(ksp, lam, n_iter, workdir)
+    return lambda: np.abs(pics_tv(ksp, lam, n_iter, workdir))
 
 
 def run_sigpy(ksp: np.ndarray, mask: np.ndarray, lam: float, n_iter: int):
-    from genrecon.benchmark.peers import sigpy_tv
+    """A callable running SigPy's TotalVariationRecon; the magnitude image."""
+    import sigpy.mri.app as app
 
-    return sigpy_tv(ksp, mask, lam, n_iter)
+    y = ksp[None].astype(np.complex64)
+    weights = np.asarray(mask, dtype=np.float32)
+    return lambda: np.abs(app.TotalVariationRecon(y, np.ones_like(y), lam, weights=weights, max_iter=n_iter,
+                                                  show_pbar=False).run())
 
 
 def main() -> int:

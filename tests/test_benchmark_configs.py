@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from genrecon.benchmark import generative
+from genrecon.benchmark import classical, generative
 from genrecon.benchmark.common import Options
 from genrecon.config import load_config_dict
 from genrecon.errors import ConfigError, DataError
@@ -119,3 +119,42 @@ def test_benchmark_refuses_an_unknown_split(tmp_path):
     res = CliRunner().invoke(app, ["benchmark", "generative", "--split", "test", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "--split: 'test' is not one of" in res.output
     assert not (tmp_path / "o").exists()
+
+
+# -- the classical suite ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("setting", list(classical.SETTINGS))
+def test_every_classical_setting_is_a_run_config_with_labelled_weight_grids(setting, monkeypatch):
+    """Each file validates as written (peers present here; a missing one is refused, tested in test_peers.py) and
+    every TV method's grid entry is labelled ``<method>@<its weight>`` with one iteration budget for all."""
+    from genrecon.peers.status import available
+
+    monkeypatch.chdir(ROOT)
+    raw = classical.setting_config(setting)
+    needed = {classical.PEER_OF.get(rc["name"]) for rc in raw["reconstructors"]} - {None}
+    if raw["simulate"].get("projector", "genrecon") != "genrecon":
+        needed.add("astra")
+    if not all(available(p) for p in needed):
+        pytest.skip(f"needs {', '.join(sorted(needed))}")
+    cfg = load_config_dict(raw, check_files=False, build=False)
+    weights = {}
+    for rc in cfg.reconstructors:
+        w = classical.weight_of(rc.params)
+        if w is not None:
+            assert rc.label.startswith(f"{rc.name}@") and float(rc.label.split("@")[1]) == w
+            weights.setdefault(rc.name, []).append(w)
+    assert len({tuple(v) for v in weights.values()}) == 1  # every TV method gets the same grid
+    assert {rc.params.get("n_iter") for rc in cfg.reconstructors if "n_iter" in rc.params} == {100}
+
+
+def test_classical_overrides_keep_the_grid_entries_asked_for_and_report_missing_peers(tmp_path, monkeypatch):
+    from genrecon.peers import status
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(status, "available", lambda peer: peer != "bart")
+    plan = classical.Plan(size=64, resize="resize", slices=(1,), n_iter=7, weights={"mri": (0.01,), "ct": (1e-4,)})
+    raw, methods, missing = classical.run_config("mri8", plan, Options(out=tmp_path), tmp_path / "run")
+    assert [rc.get("label", rc["name"]) for rc in raw["reconstructors"]] == ["zero_filled", "fista_tv@0.01", "sigpy_tv@0.01"]
+    assert all(rc["params"]["n_iter"] == 7 for rc in raw["reconstructors"][1:])
+    assert raw["data"]["size"] == 64 and raw["data"]["slices"] == [1]
+    assert [m["method"] for m in missing] == [f"{status.label('bart')} pics -R T"]
+    assert methods["sigpy_tv@0.01"][1] == 0.01

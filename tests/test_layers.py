@@ -20,7 +20,7 @@ LAYERS = [
     {"sampling"},  # latent Laplace / Langevin samplers over energy callables
     {"priors"},
     {"phantoms", "metrics", "io", "simulate", "figures", "data_prep", "calib"},  # data in, data out
-    {"reconstructors"},
+    {"reconstructors", "peers"},  # peers: other toolkits' methods as reconstructors
     {"config"},  # validates plugins against the registries, so above them
     {"pipeline", "report"},
     {"batch", "benchmark", "training", "prepare", "design"},

@@ -1,309 +1,260 @@
 """Suite ``classical``: zero-filled / FBP / FISTA-TV against BART, SigPy, ASTRA and scikit-image.
 
-Every method sees the same images, masks, angles and iteration budget, and each TV method gets the best
-weight of its own grid (the best mean PSNR over the images of a setting: an oracle choice, the same for
-everyone). Measurements are noiseless.
+Each setting is a run config in ``benchmarks/configs/classical/<setting>.yaml``, run through the pipeline
+``genrecon reconstruct`` uses (:mod:`genrecon.benchmark.suite_runs`); the peers are reconstructors there too
+(:mod:`genrecon.peers`), so every method sees the same images, masks, angles, seeds, iteration budget and
+metric code. A TV method's weight grid is one config entry per weight, labelled ``<method>@<weight>``; the
+suite reports each method at the weight with the best mean PSNR over the images of a setting (an oracle
+choice, the same for everyone). Measurements are noiseless.
 
-- **MRI**: the bundled brain T1 slices (MNI152 2009a, ``sample:brain-mri``, the mid-axial slice among them),
-  256x256 on their native 1 mm grid, in [0, 1]; single-coil k-space by the centred orthonormal FFT; random
-  Cartesian columns with an 8% centre (fastMRI rules) at 4x and 8x, one mask per image and acceleration,
-  shared by all methods. Methods: zero-filled, genrecon ``fista_tv``, BART ``pics -R T`` (ADMM), SigPy
-  ``TotalVariationRecon`` (primal-dual); DeepInverse when importable.
-- **CT**: the bundled head CT slices (``sample:head-ct``, HU mapped to ``(HU + 1024) / 4095``) and the
-  modified Shepp-Logan phantom, 256x256, parallel beam, 363 bins of 1 pixel, 60 views over 180 degrees and
-  90 views over 90 degrees. Each projector reconstructs data simulated with itself (both sides of every
-  comparison are "inverse crimes"; no projector is favoured by a model mismatch). Methods: genrecon ``fbp``
-  (ramp) and ``fista_tv`` (non-negative, normalised operator); ASTRA FBP (CPU, ram-lak) and SIRT (CPU,
-  non-negative); "ASTRA + TV": genrecon's ``fista_tv`` run on ASTRA's CPU ``linear`` (Joseph) projector,
-  normalised the same way; scikit-image ``iradon`` (ramp) on ``radon`` data.
+- **MRI** (``mri4``, ``mri8``): the bundled brain T1 slices (MNI152 2009a, ``sample:brain-mri``), 256x256 on
+  their native 1 mm grid, in [0, 1]; single-coil k-space by the centred orthonormal FFT; random Cartesian
+  columns with an 8% centre at 4x and 8x, one mask per image (seeded by the pipeline from the case), shared by
+  all methods. Methods: zero-filled, genrecon ``fista_tv``, BART ``pics -R T`` (ADMM), SigPy
+  ``TotalVariationRecon`` (primal-dual).
+- **CT** (``ct_*``, ``astra_*``): the bundled head CT slices (``(HU + 1024) / 4095``) and the modified
+  Shepp-Logan phantom, 256x256, parallel beam, 363 bins of 1 pixel, 60 views over 180 degrees and 90 views
+  over 90 degrees. Each projector reconstructs data simulated with itself (``ct_*``: genrecon's projector with
+  genrecon ``fbp`` and ``fista_tv`` and scikit-image ``iradon``; ``astra_*``: ``simulate.projector:
+  astra_linear`` with ASTRA's CPU FBP and SIRT and genrecon's ``fista_tv`` on ASTRA's projector), so no
+  projector is favoured by a model mismatch.
+
+The suite overrides only what its options say: ``--quick`` (128x128 resized, one image, 20 iterations, two
+weights), ``--slices N`` (the first N images), ``--settings``, ``--seed``, ``--device``, ``--threads`` and the
+output folder (``<out>/runs/classical-<setting>``: the run folders, with every reconstruction and report).
+A peer that is not installed is reported ``missing (reason)``.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
-import torch
-
-from . import peers
+from . import suite_runs
 from .common import Log, Options, data_range_note, fmt, mean_std, metric_conventions, new_document, pm, table
 
 NAME = "classical"
 TITLE = "Classical reconstruction: genrecon against BART, SigPy, ASTRA and scikit-image"
+CONFIG_DIR = Path("benchmarks/configs/classical")
+
+#: setting -> (modality, dataset, setting text in the tables); in report order
+SETTINGS: dict[str, tuple[str, str, str]] = {
+    "mri4": ("mri", "brain T1", "4x"),
+    "mri8": ("mri", "brain T1", "8x"),
+    "ct_head60": ("ct", "head CT", "60 views"),
+    "astra_head60": ("ct", "head CT", "60 views"),
+    "ct_head_lim90": ("ct", "head CT", "90 views / 90 deg"),
+    "astra_head_lim90": ("ct", "head CT", "90 views / 90 deg"),
+    "ct_phantom60": ("ct", "Shepp-Logan", "60 views"),
+    "astra_phantom60": ("ct", "Shepp-Logan", "60 views"),
+    "ct_phantom_lim90": ("ct", "Shepp-Logan", "90 views / 90 deg"),
+    "astra_phantom_lim90": ("ct", "Shepp-Logan", "90 views / 90 deg"),
+}
+#: registry name -> the peer it needs (None: genrecon's own)
+PEER_OF = {"bart_pics_tv": "bart", "sigpy_tv": "sigpy", "astra_fbp": "astra", "astra_sirt": "astra",
+           "skimage_iradon": "skimage"}
 
 
 @dataclass
 class Plan:
-    size: int = 256
-    resize: str = "crop_pad"                    # crop_pad keeps the 1 mm grid at 256; resize for smaller sizes
-    mri_slices: tuple[int, ...] | None = None   # None: every bundled brain slice
-    ct_slices: tuple[int, ...] | None = None    # None: every bundled head CT slice
-    phantom: bool = True
-    accelerations: tuple[int, ...] = (4, 8)
-    ct_settings: tuple[tuple[str, int, float], ...] = (("60 views", 60, 180.0), ("90 views / 90 deg", 90, 90.0))
-    n_iter: int = 100
-    mri_lams: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-    ct_lams: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
-    peers: bool = True
+    settings: tuple[str, ...] = tuple(SETTINGS)
+    size: int | None = None             # None: the configs' 256 (crop_pad)
+    resize: str | None = None           # with size: crop_pad keeps the 1 mm grid, resize resamples
+    slices: tuple[int, ...] | None = None   # None: the configs' (every bundled slice); the phantom is one image
+    n_iter: int | None = None           # None: the configs' 100
+    weights: dict[str, tuple[float, ...]] | None = None   # modality -> grid weights to keep (None: all)
+    peers: bool = True                  # False: genrecon's own methods only
 
 
 def default_plan(opts: Options) -> Plan:
     from .images import mid_axial_index
 
+    settings = tuple(s for s in opts.settings if s in SETTINGS) if opts.settings else tuple(SETTINGS)
     if opts.quick:
-        return Plan(size=128, resize="resize", mri_slices=(mid_axial_index(),), ct_slices=(2,), n_iter=20,
-                    mri_lams=(3e-3, 1e-2), ct_lams=(1e-4, 3e-4))
+        return Plan(settings=settings, size=128, resize="resize", slices=(mid_axial_index(),), n_iter=20,
+                    weights={"mri": (3e-3, 1e-2), "ct": (1e-4, 3e-4)})
     if opts.slices is not None:
-        n = max(1, min(opts.slices, 5))
-        return Plan(mri_slices=tuple(range(n)), ct_slices=tuple(range(n)))
-    return Plan()
+        return Plan(settings=settings, slices=tuple(range(max(1, min(opts.slices, 5)))))
+    return Plan(settings=settings)
 
 
-Method = Callable[[int, float | None], Callable[[], np.ndarray]]
+def check_settings(names: list[str]) -> list[str]:
+    """Problems with ``--settings`` names (unknown ones, with a suggestion)."""
+    from ..registry import did_you_mean
+
+    return [f"classical: unknown setting '{n}'{did_you_mean(n, SETTINGS)}; choose from {', '.join(SETTINGS)}"
+            for n in names if n not in SETTINGS]
 
 
-def _evaluate(doc, modality, setting, label, make: Method, lams, truths, *, warm: bool, log: Log,
-              note: str = "") -> None:
-    """Run ``make(i, lam)()`` on every image ``i`` for every ``lam``; append one record per run."""
-    from ..metrics import psnr, ssim
-
-    if warm:  # untimed first call: JIT compilation, matrix builds, caches
-        make(0, lams[0])()
-    for lam in lams:
-        for i, (key, truth) in enumerate(truths):
-            fn = make(i, lam)
-            t0 = time.perf_counter()
-            est = np.asarray(fn())
-            sec = time.perf_counter() - t0
-            est = np.abs(est) if np.iscomplexobj(est) else est
-            doc["records"].append({"modality": modality, "setting": setting, "method": label, "image": key,
-                                   "lam": lam, "psnr": psnr(est, truth, 1.0), "ssim": ssim(est, truth, 1.0),
-                                   "seconds": sec, "note": note})
-    best = _best(doc["records"], modality, setting, label)
-    log(f"classical: {modality} {setting} {label}: {fmt(best[0])} dB" + (f" (lam {best[1]:g})" if best[1] else ""))
+def setting_config(setting: str) -> dict:
+    """The config of ``setting`` as written (a fresh copy to modify)."""
+    return suite_runs.setting_config(CONFIG_DIR, setting, NAME)
 
 
+def preflight(opts: Options, plan: Plan | None = None) -> list[str]:
+    """Problems that stop the suite before it starts (its configs missing)."""
+    from ..errors import GenreconError
+
+    problems = []
+    for s in (plan or default_plan(opts)).settings:
+        try:
+            setting_config(s)
+        except GenreconError as exc:
+            problems.append(f"classical: {exc}")
+    return problems
+
+
+def weight_of(params: dict) -> float | None:
+    """The TV weight of a grid entry (``tv_weight`` of genrecon's methods, a peer's own ``lam``)."""
+    value = params.get("tv_weight", params.get("lam"))
+    return None if value is None else float(value)
+
+
+def display(name: str, params: dict, projector: str) -> tuple[str, str]:
+    """``(method name in the tables, note)`` of a reconstructor entry."""
+    from ..peers.status import label
+
+    astra = label("astra")
+    return {
+        "zero_filled": ("zero-filled", ""),
+        "fbp": ("genrecon fbp (ramp)", ""),
+        "fista_tv": ((f"{astra} + TV (genrecon fista_tv on {astra} 'linear')", "the same FISTA-TV and weights as "
+                      "genrecon's, on ASTRA's CPU projector") if projector != "genrecon" else
+                     ("genrecon fista_tv", "distance-driven projector, non-negative") if params.get("nonneg") else
+                     ("genrecon fista_tv", "FISTA, isotropic TV (warm-started dual prox, 5 inner iterations)")),
+        "bart_pics_tv": (f"{label('bart')} pics -R T", "ADMM; seconds: the whole bart process, file I/O included"),
+        "sigpy_tv": (f"{label('sigpy')} TotalVariationRecon", "primal-dual hybrid gradient"),
+        "astra_fbp": (f"{astra} FBP (CPU, ram-lak)", "'linear' (Joseph) projector"),
+        "astra_sirt": (f"{astra} SIRT (CPU, {params.get('n_iter', 100)} it, >= 0)", "'linear' (Joseph) projector"),
+        "skimage_iradon": (f"{label('skimage')} iradon (ramp)", "on genrecon's line integrals, moved to its centres"),
+    }.get(name, (name, ""))
+
+
+# -- the config a setting runs -------------------------------------------------------------------------------
+def run_config(setting: str, plan: Plan, opts: Options, out: Path) -> tuple[dict, dict[str, tuple], list[dict]]:
+    """``setting``'s config with the suite's overrides, ``label -> (method, weight, note)`` of the entries it
+    runs, and the records of the methods whose peer is missing."""
+    import torch
+
+    from ..peers.status import available, missing_reason
+
+    raw = setting_config(setting)
+    modality, dataset, text = SETTINGS[setting]
+    data = raw["data"]
+    phantom = str(data["source"]).startswith("phantom:")
+    if plan.size is not None:
+        if phantom:
+            data.setdefault("params", {})["size"] = plan.size
+        else:
+            data.update(size=plan.size, resize=plan.resize or "crop_pad")
+    if plan.slices is not None and not phantom:
+        data["slices"] = list(plan.slices)
+    raw.update(seed=opts.seed, device=opts.device)
+    raw["threads"] = opts.threads if opts.threads is not None else torch.get_num_threads()
+    raw["output"] = {"dir": str(out), "save": ["npy"], "resume": False}
+    projector = raw["simulate"].get("projector", "genrecon")
+    methods, missing, kept = {}, [], []
+    for rc in raw["reconstructors"]:
+        params = rc.setdefault("params", {})
+        if plan.n_iter is not None and "n_iter" in params:
+            params["n_iter"] = plan.n_iter
+        weight = weight_of(params)
+        if plan.weights is not None and weight is not None and not any(
+                abs(weight - w) <= 1e-12 * max(1.0, w) for w in plan.weights[modality]):
+            continue
+        shown, note = display(rc["name"], params, projector)
+        peer = PEER_OF.get(rc["name"])
+        if peer is not None and not plan.peers:
+            continue
+        if projector != "genrecon" and not available("astra"):
+            peer = "astra"
+        if peer is not None and not available(peer):
+            if shown not in {m["method"] for m in missing}:
+                missing.append({"modality": modality, "setting": f"{dataset}, {text}", "method": shown,
+                                "missing": missing_reason(peer)})
+            continue
+        methods[rc.get("label") or rc["name"]] = (shown, weight, note)
+        kept.append(rc)
+    raw["reconstructors"] = kept
+    return raw, methods, missing
+
+
+def records_of(setting: str, report: dict, methods: dict[str, tuple]) -> list[dict]:
+    """The suite's per-image records from a run's report rows."""
+    modality, dataset, text = SETTINGS[setting]
+    out = []
+    for row in report["rows"]:
+        shown, weight, note = methods[row["method"]]
+        base = {"modality": modality, "setting": f"{dataset}, {text}", "method": shown, "image": row["case"],
+                "lam": weight, "note": note}
+        if row.get("status", "ok") != "ok":
+            out.append({**base, "failed": row.get("reason", "failed")})
+        else:
+            out.append({**base, "psnr": row["psnr"], "ssim": row["ssim"], "seconds": row["seconds"]})
+    return out
+
+
+def _deepinverse_rows(doc: dict) -> None:
+    """DeepInverse: not a peer of this suite yet; a row per setting says so (with why, when not installed)."""
+    from ..peers.status import available, missing_reason
+
+    reason = missing_reason("deepinv") if not available("deepinv") else "not wired into this suite yet"
+    seen = []
+    for r in list(doc["records"]):
+        key = (r["modality"], r["setting"])
+        if key not in seen:
+            seen.append(key)
+    for modality, setting in seen:
+        name = "DeepInverse FISTA + TV" if modality == "mri" else "DeepInverse Tomography + TV"
+        doc["records"].append({"modality": modality, "setting": setting, "method": name, "missing": reason})
+
+
+def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
+    plan = plan or default_plan(opts)
+    doc = new_document(NAME, TITLE, opts, {"settings": list(plan.settings), "configs": {}, "noise": "none",
+                                           "peers": plan.peers, "datasets": {}, "mri_lams": [], "ct_lams": [],
+                                           "n_iter": None})
+    s = doc["settings"]
+    t_start = time.perf_counter()
+    for setting in plan.settings:
+        out = Path(opts.out) / "runs" / f"{NAME}-{setting}"
+        raw, methods, missing = run_config(setting, plan, opts, out)
+        modality, dataset, text = SETTINGS[setting]
+        s["configs"][setting] = raw
+        doc["records"] += missing
+        for _, weight, _ in methods.values():
+            if weight is not None and weight not in s[f"{modality}_lams"]:
+                s[f"{modality}_lams"] = sorted([*s[f"{modality}_lams"], weight])
+        s["n_iter"] = s["n_iter"] or next((rc["params"]["n_iter"] for rc in raw["reconstructors"]
+                                           if "n_iter" in rc["params"]), None)
+        if not methods:
+            continue
+        report, _ = suite_runs.run_setting(setting, raw, opts, out)
+        records = records_of(setting, report, methods)
+        doc["records"] += records
+        keys, hi, lo = suite_runs.references(out, float(raw["evaluate"]["data_range"]))
+        old = s["datasets"].get(dataset, {"images": keys, "max": hi, "min": lo})
+        s["datasets"][dataset] = {"images": old["images"], "max": max(old["max"], hi), "min": min(old["min"], lo)}
+        best = {m: _best(doc["records"], modality, f"{dataset}, {text}", m) for m in dict.fromkeys(
+            r["method"] for r in records)}
+        log(f"classical: {setting} ({len(keys)} image(s), {time.perf_counter() - t_start:.0f} s so far): "
+            + ", ".join(f"{m} {fmt(p)} dB" + (f" @ {w:g}" if w is not None else "") for m, (p, w) in best.items()))
+    _deepinverse_rows(doc)
+    doc["tables"] = make_tables(doc)
+    return doc
+
+
+# -- tables ------------------------------------------------------------------------------------------------
 def _best(records, modality, setting, label) -> tuple[float, float | None]:
-    """``(mean PSNR, lam)`` of the best weight of a method in a setting."""
+    """``(mean PSNR, weight)`` of the best weight of a method in a setting."""
     by_lam: dict = {}
     for r in records:
         if r["modality"] == modality and r["setting"] == setting and r["method"] == label and "psnr" in r:
             by_lam.setdefault(r["lam"], []).append(r["psnr"])
     scored = [(mean_std(v)[0], lam) for lam, v in by_lam.items()]
     return max(scored, key=lambda t: (t[0], -1 if t[1] is None else 0)) if scored else (float("nan"), None)
-
-
-def _missing(doc, modality, setting, label, reason) -> None:
-    doc["records"].append({"modality": modality, "setting": setting, "method": label, "missing": reason})
-
-
-def _failed(doc, modality, setting, label, exc: BaseException) -> None:
-    _missing(doc, modality, setting, label, f"failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
-
-
-# -- MRI -------------------------------------------------------------------------------------------------
-def run_mri(doc, plan: Plan, opts: Options, log: Log) -> None:
-    from ..operators.fft import fft2c
-    from ..operators.mri import SingleCoilMRI
-    from ..registry import MASKS, RECONSTRUCTORS
-    from .images import bundled_slices
-
-    device = opts.device
-    cases = bundled_slices("brain-mri", plan.size, mode=plan.resize,
-                           indices=list(plan.mri_slices) if plan.mri_slices else None)
-    truths = [(k, img[0].numpy().astype(np.float64)) for k, img in cases]
-    _describe(doc, "brain T1", truths)
-    tmp = Path(tempfile.mkdtemp(prefix="genrecon_bench_bart_"))
-    try:
-        for acc in plan.accelerations:
-            setting = f"brain T1, {acc}x"
-            masks, ksp = [], []
-            for i, (key, img) in enumerate(cases):
-                g = torch.Generator().manual_seed(opts.seed + 1000 * acc + i)
-                mask = MASKS.build("random", {"acceleration": acc, "center_fraction": 0.08})((plan.size,) * 2, g)
-                masks.append(mask)
-                ksp.append(fft2c(img.to(torch.complex64)[None]) * mask)
-            log(f"classical: MRI {setting}, {len(cases)} image(s)")
-            ops = [SingleCoilMRI(m).to(device) for m in masks]
-            ys = [k.to(device) for k in ksp]
-
-            def zero_filled(i, lam):
-                return lambda: ops[i].adjoint(ys[i]).abs()[0, 0].cpu().numpy()
-
-            _evaluate(doc, "mri", setting, "zero-filled", zero_filled, [None], truths, warm=False, log=log)
-
-            def fista(i, lam):
-                recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": plan.n_iter})
-                return lambda: recon(ys[i], ops[i]).abs()[0, 0].cpu().numpy()
-
-            _evaluate(doc, "mri", setting, "genrecon fista_tv", fista, plan.mri_lams, truths, warm=True, log=log,
-                      note="FISTA, isotropic TV (warm-started dual prox, 5 inner iterations)")
-            if not plan.peers:
-                continue
-            if peers.available("bart"):
-                def bart(i, lam):
-                    return peers.bart_pics_tv(ksp[i][0, 0].numpy(), lam, plan.n_iter, tmp / f"{setting}_{i}")
-
-                try:
-                    _evaluate(doc, "mri", setting, f"{peers.label('bart')} pics -R T", bart, plan.mri_lams, truths,
-                              warm=False, log=log, note="ADMM; seconds: the whole bart process, file I/O included")
-                except Exception as exc:  # noqa: BLE001 - a peer failing is a result
-                    _failed(doc, "mri", setting, "BART pics -R T", exc)
-            else:
-                _missing(doc, "mri", setting, "BART pics -R T", peers.missing_reason("bart"))
-            if peers.available("sigpy"):
-                def sigpy(i, lam):
-                    return peers.sigpy_tv(ksp[i][0, 0].numpy(), masks[i].numpy(), lam, plan.n_iter)
-
-                try:
-                    _evaluate(doc, "mri", setting, f"{peers.label('sigpy')} TotalVariationRecon", sigpy,
-                              plan.mri_lams, truths, warm=True, log=log, note="primal-dual hybrid gradient")
-                except Exception as exc:  # noqa: BLE001
-                    _failed(doc, "mri", setting, "SigPy TotalVariationRecon", exc)
-            else:
-                _missing(doc, "mri", setting, "SigPy TotalVariationRecon", peers.missing_reason("sigpy"))
-            if not peers.available("deepinv"):
-                _missing(doc, "mri", setting, "DeepInverse FISTA + TV", peers.missing_reason("deepinv"))
-            else:
-                _missing(doc, "mri", setting, "DeepInverse FISTA + TV", "not wired into this suite yet")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-# -- CT --------------------------------------------------------------------------------------------------
-def ct_datasets(plan: Plan) -> list[tuple[str, list[tuple[str, torch.Tensor]]]]:
-    """``[(dataset name, [(key, image)])]``: the head CT slices and, with ``plan.phantom``, Shepp-Logan."""
-    from .images import bundled_slices, shepp_logan_image
-
-    out = [("head CT", bundled_slices("head-ct", plan.size, mode=plan.resize,
-                                      indices=list(plan.ct_slices) if plan.ct_slices else None))]
-    if plan.phantom:
-        out.append(("Shepp-Logan", [("shepp-logan", shepp_logan_image(plan.size))]))
-    return out
-
-
-def _describe(doc, dataset: str, truths) -> None:
-    """Record a dataset's images and the references' max and min (for the data_range conversions)."""
-    doc["settings"].setdefault("datasets", {})[dataset] = {
-        "images": [k for k, _ in truths], "max": max(float(t.max()) for _, t in truths),
-        "min": min(float(t.min()) for _, t in truths)}
-
-
-def run_ct(doc, plan: Plan, opts: Options, log: Log) -> None:
-    from ..operators.ct import clear_cache
-
-    for dataset, cases in ct_datasets(plan):
-        truths = [(k, img[0].numpy().astype(np.float64)) for k, img in cases]
-        _describe(doc, dataset, truths)
-        for setting, n_views, span in plan.ct_settings:
-            _ct_setting(doc, f"{dataset}, {setting}", n_views, span, cases, truths, plan, opts, log)
-            clear_cache()
-
-
-def _ct_setting(doc, setting, n_views, span, cases, truths, plan: Plan, opts: Options, log: Log) -> None:
-    import math
-
-    from ..operators.ct import ParallelBeam
-    from ..reconstructors.fbp import FBP
-    from ..registry import RECONSTRUCTORS
-
-    device = opts.device
-    angles = np.arange(n_views) * math.radians(span) / n_views
-    op = ParallelBeam(image_size=plan.size, angles=angles.tolist(), normalize=True).to(device)
-    n_det = op.n_detectors
-    log(f"classical: CT {setting}, {len(cases)} image(s), {n_det} bins")
-    with torch.no_grad():
-        ys = [op(img[None].to(device)) for _, img in cases]
-
-    def fbp(i, lam):
-        return lambda: FBP(filter="ramp")(ys[i], op)[0, 0].cpu().numpy()
-
-    _evaluate(doc, "ct", setting, "genrecon fbp (ramp)", fbp, [None], truths, warm=True, log=log)
-
-    def fista(i, lam):
-        recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": plan.n_iter, "nonneg": True})
-        return lambda: recon(ys[i], op)[0, 0].cpu().numpy()
-
-    _evaluate(doc, "ct", setting, "genrecon fista_tv", fista, plan.ct_lams, truths, warm=True, log=log,
-              note="distance-driven projector, non-negative")
-    if plan.peers:
-        _ct_astra(doc, setting, angles, n_det, cases, truths, plan, opts, log)
-        _ct_skimage(doc, setting, angles, cases, truths, log)
-        reason = (peers.missing_reason("deepinv") if not peers.available("deepinv")
-                  else "not wired into this suite yet")
-        _missing(doc, "ct", setting, "DeepInverse Tomography + TV", reason)
-
-
-def _ct_astra(doc, setting, angles, n_det, cases, truths, plan: Plan, opts: Options, log: Log) -> None:
-    from ..registry import RECONSTRUCTORS
-
-    labels = ["ASTRA FBP (CPU, ram-lak)", f"ASTRA SIRT (CPU, {plan.n_iter} it, >= 0)",
-              "ASTRA + TV (genrecon fista_tv on ASTRA 'linear')"]
-    if not peers.available("astra"):
-        for lab in labels:
-            _missing(doc, "ct", setting, lab, peers.missing_reason("astra"))
-        return
-    name = peers.label("astra")
-    try:
-        raw = peers.AstraProjector(image_size=plan.size, angles=angles, n_detectors=n_det, kind="linear")
-        sinos = [raw(img[None].float())[0, 0].numpy() for _, img in cases]
-        raw.release()
-        for lab, algorithm in ((labels[0], "FBP"), (labels[1], "SIRT")):
-            def make(i, lam, algorithm=algorithm):
-                return lambda: peers.astra_fbp_sirt(sinos[i], angles, plan.size, n_det, algorithm=algorithm,
-                                                    n_iter=plan.n_iter)
-
-            _evaluate(doc, "ct", setting, lab.replace("ASTRA", name), make, [None], truths, warm=False, log=log,
-                      note="'linear' (Joseph) projector")
-        op = peers.AstraProjector(image_size=plan.size, angles=angles, n_detectors=n_det, kind="linear",
-                                  normalize=True)
-        ys = [op(img[None].float()) for _, img in cases]
-
-        def fista(i, lam):
-            recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": lam, "n_iter": plan.n_iter, "nonneg": True})
-            return lambda: recon(ys[i], op)[0, 0].numpy()
-
-        _evaluate(doc, "ct", setting, labels[2].replace("ASTRA", name), fista, plan.ct_lams, truths, warm=False,
-                  log=log, note="the same FISTA-TV and weights as genrecon's, ASTRA's CPU projector via OpTomo")
-        op.release()
-    except Exception as exc:  # noqa: BLE001
-        _failed(doc, "ct", setting, "ASTRA", exc)
-
-
-def _ct_skimage(doc, setting, angles, cases, truths, log: Log) -> None:
-    lab = "scikit-image iradon (ramp)"
-    if not peers.available("skimage"):
-        _missing(doc, "ct", setting, lab, peers.missing_reason("skimage"))
-        return
-    from skimage.transform import iradon, radon
-
-    theta = np.degrees(angles)
-    sinos = [radon(img[0].numpy().astype(np.float64), theta=theta, circle=False) for _, img in cases]
-    n = cases[0][1].shape[-1]
-
-    def make(i, lam):
-        return lambda: iradon(sinos[i], theta=theta, filter_name="ramp", circle=False, output_size=n)
-
-    _evaluate(doc, "ct", setting, f"{peers.label('skimage')} iradon (ramp)", make, [None], truths, warm=False,
-              log=log, note="on scikit-image radon data")
-
-
-# -- the suite -------------------------------------------------------------------------------------------
-def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
-    plan = plan or default_plan(opts)
-    doc = new_document(NAME, TITLE, opts, {
-        "size": plan.size, "accelerations": list(plan.accelerations),
-        "ct_settings": [list(s) for s in plan.ct_settings], "n_iter": plan.n_iter, "mri_lams": list(plan.mri_lams),
-        "ct_lams": list(plan.ct_lams), "noise": "none", "peers": plan.peers})
-    run_mri(doc, plan, opts, log)
-    run_ct(doc, plan, opts, log)
-    doc["tables"] = make_tables(doc)
-    return doc
 
 
 def summary(records: list[dict[str, Any]], modality: str) -> list[dict[str, Any]]:
@@ -319,6 +270,12 @@ def summary(records: list[dict[str, Any]], modality: str) -> list[dict[str, Any]
         _, lam = _best(records, modality, r["setting"], r["method"])
         rows = [x for x in records if x["modality"] == modality and x["setting"] == r["setting"]
                 and x["method"] == r["method"] and x.get("lam") == lam and "psnr" in x]
+        failed = [x for x in records if x["modality"] == modality and x["setting"] == r["setting"]
+                  and x["method"] == r["method"] and "failed" in x]
+        if not rows:
+            out.append({"setting": r["setting"], "method": r["method"],
+                        "missing": f"failed ({failed[0]['failed'] if failed else 'no result'})"})
+            continue
         p, ps = mean_std([x["psnr"] for x in rows])
         s, ss = mean_std([x["ssim"] for x in rows])
         out.append({"setting": r["setting"], "method": r["method"], "lam": lam, "n": len(rows), "psnr": p,
@@ -327,13 +284,20 @@ def summary(records: list[dict[str, Any]], modality: str) -> list[dict[str, Any]
     return out
 
 
+def _order(records: list[dict], modality: str) -> list[dict]:
+    """Records sorted by setting in report order (``SETTINGS``), keeping each setting's method order."""
+    texts = list(dict.fromkeys(f"{d}, {t}" for m, d, t in SETTINGS.values() if m == modality))
+    return sorted((r for r in records if r["modality"] == modality),
+                  key=lambda r: texts.index(r["setting"]) if r["setting"] in texts else len(texts))
+
+
 def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
     s = doc["settings"]
     tables = []
     for modality, title in (("mri", "MRI (bundled brain T1 slices, single coil, noiseless)"),
                             ("ct", "CT (bundled head CT slices and Shepp-Logan, parallel beam, noiseless)")):
         rows = []
-        for r in summary(doc["records"], modality):
+        for r in summary(_order(doc["records"], modality), modality):
             if "missing" in r:
                 rows.append([r["setting"], r["method"], r["missing"], "", "", "", ""])
                 continue
@@ -351,8 +315,9 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
                        + ranges,
             magnitude=modality == "mri",
             averaging=f"mean ± std over the images of each dataset ({images}) at each method's best weight "
-                      f"(the best mean PSNR of its grid: {s[modality + '_lams']}); {s['n_iter']} iterations for every "
-                      f"iterative method; seconds: mean per image, one run each")
+                      f"(the best mean PSNR of its grid: {s[modality + '_lams']}; BART's and SigPy's weights on their "
+                      f"own objective scales); {s['n_iter']} iterations for every iterative method; seconds: the "
+                      f"pipeline's time per image and method, one run each (a first call pays one-off set-up)")
         tables.append(table(title, ["setting", "method", "PSNR dB", "SSIM", "s / image", "weight", "notes"], rows,
                             conventions=conv))
     return tables

@@ -17,9 +17,8 @@ TITLE = "Smoke test: every suite's code path at tiny sizes (checks the code, not
 
 PLANS = {
     "operators": lambda: operators.Plan(sizes=(32,), batch=2, parallel_views=23, fan_views=29),
-    "classical": lambda: classical.Plan(size=64, resize="resize", mri_slices=(2,), ct_slices=(2,), phantom=True,
-                                        accelerations=(4,), ct_settings=(("30 views", 30, 180.0),), n_iter=20,
-                                        mri_lams=(1e-2,), ct_lams=(1e-4,)),
+    "classical": lambda: classical.Plan(settings=("mri4", "ct_head60", "astra_head60", "ct_phantom60"), size=64,
+                                        resize="resize", slices=(2,), n_iter=20, weights={"mri": (1e-2,), "ct": (1e-4,)}),
     "generative": lambda: generative.Plan(settings=("mri8", "ct30"), source="bundled", dps_steps=2,
                                           latent={"restarts": 1, "steps": 3}, samples=2),
     "scaling": lambda: scaling.Plan(sizes=(32, 64), batches=(1, 2), n_iter=3),

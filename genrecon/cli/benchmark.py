@@ -107,8 +107,9 @@ def benchmark(
     split: str = typer.Option("val", "--split", help="generative: val (held-out slabs of the training subjects) or "
                                                   "test_subject (whole subjects never trained on)"),
     settings: Optional[str] = typer.Option(None, "--settings",
-                                           help="generative: comma list of mri4, mri8, mri16, ct60, ct30, ct15, "
-                                                "ct_lim90 (default: all)"),
+                                           help="generative / classical: comma list of their settings (generative: "
+                                                "mri4, mri8, mri16, ct60, ct30, ct15, ct_lim90; classical: mri4, mri8, "
+                                                "ct_head60, astra_head60, ...; default: all)"),
 ) -> None:
     """Measure genrecon against its peers; write <out>/<suite>.json, PNG plots and <out>/RESULTS.md."""
     from .. import benchmark as bench
@@ -116,12 +117,15 @@ def benchmark(
 
     names = bench.parse_suites(suites)
     picked = tuple(s.strip() for s in settings.split(",") if s.strip()) if settings else None
-    if picked:
-        from ..benchmark.generative import check_settings
+    if picked:  # each suite runs the picked settings it has; a name none of the chosen suites has is an error
+        from ..benchmark import classical, generative
         from ..errors import ConfigError
 
-        if check_settings(list(picked)):
-            raise ConfigError(check_settings(list(picked)))
+        checks = [m.check_settings for name, m in (("classical", classical), ("generative", generative))
+                  if name in names] or [generative.check_settings]
+        unknown = [n for n in picked if all(check([n]) for check in checks)]
+        if unknown:
+            raise ConfigError([p for check in checks for p in check(unknown)])
     from ..io.prepared import SPLITS
 
     if split not in SPLITS:

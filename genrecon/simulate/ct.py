@@ -26,6 +26,7 @@ YAML::
       normalize: true
       matrix: auto                            # the projector's matrix: auto | always | never (on the fly)
       memory_budget_mib: 4096                 # auto stores the matrix when its build fits this
+      projector: genrecon                     # or astra_line | astra_linear | astra_strip (ASTRA's CPU kernels)
 
 Example:
     >>> import torch
@@ -52,80 +53,13 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, ShapeError
+from ..operators.base import LinearOperator
 from ..operators.ct import CTProjector, FanBeam, ParallelBeam
 from ..types import Case, Measurement
+from .ct_angles import AnglesConfig
 
 #: linear attenuation of water per mm near 70 keV (NIST XCOM: 0.193 /cm)
 MU_WATER_PER_MM = 0.0192
-
-
-@dataclass(frozen=True)
-class AnglesConfig:
-    """View angles: ``start_deg + span_deg * i / n_views`` for i < n_views (the end angle is excluded)."""
-
-    kind: Literal["full", "sparse", "limited", "list"] = field(
-        default="full",
-        metadata={
-            "doc": "full: 180 views over 180 deg (fan: 360 over 360); sparse: n_views over the full range; "
-            "limited: n_views over span_deg; list: values_deg"
-        },
-    )
-    n_views: int | None = field(
-        default=None,
-        metadata={"ge": 1, "doc": "number of views (sparse: required; full: default 180/360; limited: 1 per degree)"},
-    )
-    span_deg: float | None = field(
-        default=None, metadata={"gt": 0, "le": 360, "doc": "angular range in degrees (limited only)"}
-    )
-    start_deg: float = field(default=0.0, metadata={"doc": "first angle in degrees"})
-    values_deg: list[float] | None = field(default=None, metadata={"doc": "explicit angles in degrees (list only)"})
-
-    def problems(self) -> list[str]:
-        out = []
-        if not math.isfinite(self.start_deg):
-            out.append(f"angles.start_deg must be finite, got {self.start_deg}")
-        if self.kind == "sparse" and self.n_views is None:
-            out.append("angles: kind 'sparse' needs n_views (e.g. 60)")
-        if self.kind == "limited" and self.span_deg is None:
-            out.append("angles: kind 'limited' needs span_deg in (0, 360] (e.g. 90)")
-        if self.kind != "limited" and self.span_deg is not None:
-            out.append(f"angles.span_deg is only used with kind 'limited', not '{self.kind}'")
-        if self.kind == "list":
-            if not self.values_deg:
-                out.append("angles: kind 'list' needs a non-empty values_deg")
-            elif not all(math.isfinite(v) for v in self.values_deg):
-                out.append("angles.values_deg must be finite numbers")
-            if self.n_views is not None:
-                out.append("angles.n_views is not used with kind 'list' (the list sets the views)")
-            if self.start_deg != 0.0:
-                out.append("angles.start_deg is not used with kind 'list'")
-        elif self.values_deg is not None:
-            out.append(f"angles.values_deg is only used with kind 'list', not '{self.kind}'")
-        return out
-
-    def degrees(self, geometry: str = "parallel") -> list[float]:
-        """The view angles in degrees."""
-        if self.kind == "list":
-            return [float(v) for v in self.values_deg or ()]
-        full = 360.0 if geometry == "fan" else 180.0
-        span = float(self.span_deg) if self.kind == "limited" else full
-        if self.n_views is not None:
-            n = self.n_views
-        elif self.kind == "limited":
-            n = max(1, int(round(span)))
-        else:
-            n = int(full)
-        return [self.start_deg + span * i / n for i in range(n)]
-
-    def span(self, geometry: str = "parallel") -> float:
-        """The covered angular range in degrees (for lists: max - min plus the median step)."""
-        if self.kind == "limited":
-            return float(self.span_deg)
-        if self.kind in ("full", "sparse"):
-            return 360.0 if geometry == "fan" else 180.0
-        values = sorted(self.degrees(geometry))
-        steps = sorted(b - a for a, b in zip(values, values[1:]))
-        return values[-1] - values[0] + (steps[len(steps) // 2] if steps else 0.0)
 
 
 @dataclass(frozen=True)
@@ -210,6 +144,12 @@ class Config:
     memory_budget_mib: float = field(
         default=4096.0, metadata={"gt": 0, "doc": "projector memory in MiB (auto: the matrix build's peak)"}
     )
+    projector: Literal["genrecon", "astra_line", "astra_linear", "astra_strip"] = field(
+        default="genrecon",
+        metadata={"doc": "who projects: genrecon's distance-driven projector, or one of ASTRA's CPU kernels (parallel "
+                         "beam, 1-pixel bins; needs astra-toolbox) to compare projectors on data each simulated "
+                         "itself"},
+    )
     sinogram: str | None = field(
         default=None,
         metadata={"doc": "measured line integrals instead of simulated ones: a .npy of shape (n_views, "
@@ -226,6 +166,16 @@ class Config:
                 out.append(f"sinogram: file not found: {self.sinogram}")
             if self.noise.kind != "none":
                 out.append("sinogram: a measured sinogram already holds its noise; set noise.kind: none")
+        if self.projector != "genrecon":
+            from ..operators.astra import astra_problem
+
+            why = astra_problem()
+            if why:
+                out.append(f"projector: {self.projector}: {why}")
+            if self.geometry != "parallel":
+                out.append(f"projector: {self.projector} is wired for geometry 'parallel' only")
+            if self.detector_spacing not in (None, 1.0):
+                out.append(f"projector: {self.projector} uses 1-pixel bins; remove detector_spacing")
         if self.geometry == "parallel":
             for name in ("source_distance", "detector_distance"):
                 if getattr(self, name) is not None:
@@ -255,7 +205,7 @@ def _square_size(case: Case) -> int:
 
 def build_operator(
     cfg: Config, case: Case, *, generator: torch.Generator | None = None, device="cpu", dtype=torch.float32
-) -> CTProjector:
+) -> CTProjector | LinearOperator:
     """The projector for ``case``'s image size, prepared for ``dtype``/``device`` (its matrices built, if stored).
 
     Raises:
@@ -274,6 +224,11 @@ def build_operator(
             detector_spacing=cfg.detector_spacing, **common)
     else:
         op = ParallelBeam(detector_spacing=cfg.detector_spacing if cfg.detector_spacing is not None else 1.0, **common)
+    if cfg.projector != "genrecon":  # ASTRA's kernel on the geometry genrecon's projector describes
+        from ..operators.astra import KINDS, AstraProjector
+
+        return AstraProjector(image_size=n, angles=op.angles, n_detectors=op.n_detectors, kind=KINDS[cfg.projector],
+                              normalize=cfg.normalize).to(device=device)
     return op.prepare(dtype, device)
 
 
