@@ -17,7 +17,6 @@ Writes ``<out>/<modality>/results.json`` and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -154,8 +153,6 @@ def figure(mod: str, out: Path, dest: Path) -> Path:
     """One PNG: the patterns (first adaptive design, population, baselines) over the first design's std maps."""
     from PIL import Image, ImageDraw
 
-    from genrecon.pipeline.plan import case_dirname  # noqa: F401 (the folder names)
-
     first = sorted((out / "adaptive" / "cases").iterdir())[0]
     stem = "mask" if mod == "mri" else "angles"
     tiles = [("adaptive", first / f"{stem}.png"), ("population", out / "population" / f"{stem}.png")]
@@ -183,6 +180,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=None, help="MRI acceleration / CT views (default 8 / 30)")
     ap.add_argument("--batch", type=int, default=None, help="batch of the adaptive designs (default 2 MRI, 4 CT)")
     ap.add_argument("--no-population", action="store_true", help="skip the population design")
+    ap.add_argument("--score", choices=["marginal", "joint", "variance"], default=None, help="design.score")
+    ap.add_argument("--min-gap", type=int, default=0, help="design.min_gap (coverage rule; grid steps)")
+    ap.add_argument("--start", type=int, default=None, help="CT: equally spaced start views (default budget / 5)")
+    ap.add_argument("--samples", type=int, default=None, help="posterior samples per design round (default 8)")
+    ap.add_argument("--methods", default=None, help="comma-separated reconstruction methods (default all)")
     ap.add_argument("--out", default="runs/bench-design")
     ap.add_argument("--figure", default=None, help="only compose the patterns figure into this PNG from --out")
     args = ap.parse_args()
@@ -203,6 +205,21 @@ def main() -> None:
     if args.batch is not None:
         s["design"] = {**s["design"], "batch": args.batch}
         out = out.with_name(out.name + f"_batch{args.batch}")
+    for flag, value, suffix in (("score", args.score, f"_{args.score}"), ("min_gap", args.min_gap or None,
+                                                                         f"_gap{args.min_gap}")):
+        if value is not None:
+            s["design"] = {**s["design"], flag: value}
+            out = out.with_name(out.name + suffix)
+    if args.start is not None:
+        if mod != "ct":
+            ap.error("--start is for CT (MRI starts from the fastMRI centre of the budget)")
+        s["design"] = {**s["design"], "start": {"n_views": args.start}}
+        out = out.with_name(out.name + f"_start{args.start}")
+    if args.samples is not None:
+        s["sampler"] = {**s["sampler"], "params": {**s["sampler"]["params"], "samples": args.samples}}
+        out = out.with_name(out.name + f"_samples{args.samples}")
+    if args.methods:
+        s["methods"] = {m: s["methods"][m] for m in args.methods.split(",")}
     load = os.getloadavg()
     test_idx = _spread(_n_slices(s["file"], split), args.slices)
     train_idx = _spread(_n_slices(s["file"], "train"), args.train)

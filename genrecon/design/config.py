@@ -75,12 +75,17 @@ class DesignSection:
     start: StartConfig = field(default_factory=StartConfig, metadata={"doc": "the first measurement"})
     batch: int = field(default=1, metadata={"ge": 1, "doc": "candidates added per sampling round (1 measured best; "
                                                          "larger batches are faster)"})
-    score: Literal["marginal", "joint"] = field(
+    score: Literal["marginal", "joint", "variance"] = field(
         default="marginal", metadata={"doc": "marginal: sum over a candidate's values of 1/2 log(1 + var/sigma^2); "
-                                             "joint: 1/2 log det(I + Cov/sigma^2) of its values"})
+                                             "joint: 1/2 log det(I + Cov/sigma^2) of its values; variance: the "
+                                             "expected reduction of the posterior's total image variance"})
     diversity: Literal["condition", "none"] = field(
         default="condition", metadata={"doc": "within a batch: condition (each choice updates the samples' "
                                               "Gaussian posterior) or none (the batch best by first scores)"})
+    min_gap: int = field(
+        default=0, metadata={"ge": 0, "doc": "coverage rule: each choice at least this many grid steps (CT: angle "
+                                            "steps, on the circle; MRI: columns) from every measured or chosen "
+                                            "candidate while any is left (0: off)"})
     candidates: int | None = field(
         default=None, metadata={"ge": 2, "doc": "CT: angles on the candidate grid over 180 deg (default 180)"})
     stages: int = field(default=3, metadata={"ge": 0, "doc": "rounds whose std maps are saved as PNG"})

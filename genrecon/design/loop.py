@@ -36,7 +36,7 @@ import torch
 
 from ..errors import DataError
 from ..seeding import derive_seed
-from .score import select, whiten
+from .score import select, spread, whiten
 
 
 @dataclass
@@ -74,7 +74,7 @@ def draw_samples(problem, item: Item, sampler, chosen: list[int], generator: tor
 
 
 def run_rounds(problem, items: list[Item], sampler, state: dict, *, seed: int, batch: int,
-               score: str = "marginal", diversity: str = "condition",
+               score: str = "marginal", diversity: str = "condition", min_gap: int = 0,
                save: Callable[[dict], None] | None = None,
                on_round: Callable[[int, list[torch.Tensor]], None] | None = None,
                progress: Callable[..., None] | None = None) -> dict:
@@ -87,7 +87,7 @@ def run_rounds(problem, items: list[Item], sampler, state: dict, *, seed: int, b
         state: from :func:`new_state`, or a saved state to resume.
         seed: the design's seed; round ``r`` of image ``key`` samples with ``derive_seed(seed, key, "round", r)``.
         batch: candidates added per round.
-        score, diversity: see :func:`genrecon.design.score.select`.
+        score, diversity, min_gap: see :func:`genrecon.design.score.select`.
         save: called with the state after every round (write it atomically).
         on_round: called with the round index and the std map of each image (for the stage figures).
         progress: ``progress(event, **kw)``: ``round_start``, ``round_done``.
@@ -98,17 +98,20 @@ def run_rounds(problem, items: list[Item], sampler, state: dict, *, seed: int, b
         r = len(state["rounds"])
         progress("round_start", round=r, measured=len(state["chosen"]), budget=budget)
         t0 = time.perf_counter()
-        zs, stds = [], []
+        zs, xs, stds = [], [], []
         for item in items:
             g = torch.Generator().manual_seed(derive_seed(seed, item.key, "round", r))
             samples, std = draw_samples(problem, item, sampler, state["chosen"], g)
             zs.append(whiten(problem.values(samples), problem.sigma))
+            if score == "variance":
+                xs.append(spread(samples))
             stds.append(std)
         t1 = time.perf_counter()
         available = torch.ones(problem.n_candidates, dtype=torch.bool)
         available[state["chosen"]] = False
         k = min(batch, budget - len(state["chosen"]))
-        picks = select(zs, available, k, score=score, diversity=diversity)
+        picks = select(zs, available, k, score=score, diversity=diversity, xs=xs or None,
+                       distance=problem.distance() if min_gap > 0 else None, min_gap=min_gap)
         chosen = [i for i, _ in picks]
         if set(chosen) & set(state["chosen"]):  # select() never does this; a resumed, edited state might
             raise DataError(f"design round {r}: a measured candidate was chosen again ({chosen})")

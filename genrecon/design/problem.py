@@ -33,6 +33,7 @@ from ..operators.fft import fft2c
 from ..operators.mri import SingleCoilMRI
 from ..simulate import ct as ct_sim
 from ..simulate.noise import complex_gaussian
+from .score import circular_distance, line_distance
 
 
 class MRIColumns:
@@ -81,6 +82,10 @@ class MRIColumns:
     def budget(self, acceleration: float) -> int:
         """Columns at ``acceleration``: ``round(W / acceleration)``."""
         return max(1, round(self.shape[1] / acceleration))
+
+    def distance(self) -> torch.Tensor:
+        """``(W, W)`` column steps between candidates (``design.min_gap``)."""
+        return line_distance(self.n_candidates)
 
     def label(self, index: int) -> str:
         return f"column {index} (k = {index - self.shape[1] // 2:+d})"
@@ -143,6 +148,10 @@ class CTViews:
 
     def budget(self, n_views: int) -> int:
         return int(n_views)
+
+    def distance(self) -> torch.Tensor:
+        """``(C, C)`` grid steps between view angles, on the circle (0 and 180 degrees are neighbours)."""
+        return circular_distance(self.n_candidates)
 
     def label(self, index: int) -> str:
         return f"view {self.angles_deg[index]:.4g} deg"

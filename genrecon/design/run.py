@@ -48,6 +48,8 @@ OWN = ("state", "cases", "baselines", "report.json", "report.md", "mask.npy", "m
 def _settings_hash(cfg: DesignConfig) -> str:
     d = design_dict(cfg)
     d.pop("output", None)
+    if not d["design"].get("min_gap"):  # the default: designs made before the key existed still resume
+        d["design"].pop("min_gap", None)
     return config_hash(d)
 
 
@@ -120,7 +122,7 @@ def _design(cfg, problem, sampler, items, folder: Path, state_path: Path, h: str
 
     state_path.parent.mkdir(parents=True, exist_ok=True)
     run_rounds(problem, items, sampler, state, seed=cfg.seed, batch=cfg.design.batch, score=cfg.design.score,
-               diversity=cfg.design.diversity, save=save, on_round=on_round,
+               diversity=cfg.design.diversity, min_gap=cfg.design.min_gap, save=save, on_round=on_round,
                progress=lambda event, **kw: progress(event, key=key, **kw))
     files = write_pattern(problem, folder, state["chosen"])
     stage_files = sorted((p.name for p in folder.glob("std_round_*.png")), key=lambda n: int(n[10:-4]))
@@ -194,7 +196,8 @@ def _run(cfg: DesignConfig, out: Path, h: str, threads: int, progress: Progress)
     report = {"mode": cfg.design.mode, "modality": problem.modality, "budget": budget, "n_start": len(start),
               "candidates": problem.n_candidates, "noise_sigma": problem.sigma, "sampler": cfg.sampler.get("name"),
               "samples": (cfg.sampler.get("params") or {}).get("samples"), "batch": cfg.design.batch,
-              "score": cfg.design.score, "diversity": cfg.design.diversity, "seed": cfg.seed, "threads": threads,
+              "score": cfg.design.score, "diversity": cfg.design.diversity,
+              "min_gap": cfg.design.min_gap, "seed": cfg.seed, "threads": threads,
               "cases": [c.key for c in cases], "seconds_this_run": time.perf_counter() - t0,
               "designs": designs, "baselines": baselines, "hash": h}
     write_report(out, report)

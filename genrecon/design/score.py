@@ -16,6 +16,14 @@ is measured). Choosing a batch greedily with that update (``diversity: condition
 information: the next choice scores what is *left* to learn, so two redundant neighbours are not both taken.
 For one-value candidates both scores equal the exact Gaussian gain ``1/2 log(1 + a^T Sigma a / sigma^2)`` as
 ``N`` grows (tests/test_design.py checks this against the closed form).
+The gain of a whole set ``S`` chosen together is ``1/2 log det(I_N + sum_{c in S} G_c)`` (:func:`set_gain`: the
+sample-covariance form of ``1/2 log det(I + C_S / sigma^2)``); the greedy conditioned gains of a batch add up to it.
+
+``score: variance`` ranks by what PSNR measures instead: the expected reduction of the posterior's total image
+variance (A-optimal design; sum over pixels, image units squared). With ``X`` the centred image samples
+``(P, N) / sqrt(N - 1)`` it is ``tr(Q) - tr(Q (I + L^T G_c L)^-1)``, ``Q = L^T X^T X L`` (exact for a Gaussian).
+``min_gap`` (the coverage rule) keeps every new choice at least that many grid steps from every measured or
+already chosen candidate (circular for CT views), relaxed only when nothing else is left.
 Limitation: the ensemble has rank ``N - 1``; with few samples (8) one well-measured candidate pins every weight, so
 the conditioned gains of the rest of a batch are small and those choices nearly arbitrary (measured: one candidate
 per round designs better than batches of 2-4; benchmarks/design.md).
@@ -36,7 +44,7 @@ from typing import Literal
 
 import torch
 
-Score = Literal["marginal", "joint"]
+Score = Literal["marginal", "joint", "variance"]
 
 
 def whiten(values: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -73,6 +81,15 @@ def compact(z: torch.Tensor) -> torch.Tensor:
     return z @ vh.T
 
 
+def compact_pair(z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`compact` for the variance score: ``Z V`` and ``X V`` with ``V`` a basis of both row spaces (exact)."""
+    c, d, n = z.shape
+    if n <= c * d + x.shape[0]:
+        return z, x
+    vh = torch.linalg.svd(torch.cat([z.reshape(c * d, n), x]), full_matrices=False)[2]
+    return z @ vh.T, x @ vh.T
+
+
 def gram(z: torch.Tensor) -> torch.Tensor:
     """``G_c = Z_c^T Z_c``: ``(C, N, N)``."""
     return z.transpose(1, 2) @ z
@@ -99,6 +116,52 @@ def gains(z: torch.Tensor, factor: torch.Tensor | None = None, *, score: Score =
     return 0.5 * torch.log1p(zl.pow(2).sum(dim=-1)).sum(dim=-1)
 
 
+def spread(images: torch.Tensor) -> torch.Tensor:
+    """Centred image samples ``X`` ``(P, N)`` float64 over ``sqrt(N - 1)`` (complex: real and imaginary parts)."""
+    v = images.detach().to("cpu").reshape(images.shape[0], -1)
+    v = torch.cat([v.real, v.imag], dim=-1) if v.is_complex() else v
+    v = v.to(torch.float64)
+    return (v - v.mean(dim=0, keepdim=True)).T / math.sqrt(images.shape[0] - 1)
+
+
+def variance_reductions(g: torch.Tensor, x: torch.Tensor, factor: torch.Tensor | None = None) -> torch.Tensor:
+    """Expected reduction of the total posterior image variance by measuring each candidate: ``(C,)``.
+
+    Args:
+        g: ``gram(z)`` ``(C, N, N)``.
+        x: :func:`spread` of the same samples ``(P, N)``.
+        factor: ``L`` as in :func:`gains`.
+    """
+    xl = x if factor is None else x @ factor
+    q = xl.T @ xl
+    m = g if factor is None else factor.T @ g @ factor
+    eye = torch.eye(m.shape[-1], dtype=m.dtype)
+    # tr(Q) - tr(Q (I + M)^-1) = tr(Q (I + M)^-1 M)
+    return torch.einsum("ij,cji->c", q, torch.linalg.solve(eye + m, m))
+
+
+def set_gain(z: torch.Tensor, chosen: list[int]) -> float:
+    """Information gain (nats) of measuring the candidates ``chosen`` together: ``1/2 log det(I + sum G_c)``."""
+    if not chosen:
+        return 0.0
+    a = z[list(chosen)].reshape(-1, z.shape[-1])  # (|S| D, N)
+    g = a @ a.T if a.shape[0] < a.shape[1] else a.T @ a  # the same determinant (Sylvester), the smaller side
+    return 0.5 * float(torch.linalg.slogdet(torch.eye(g.shape[-1], dtype=g.dtype) + g)[1])
+
+
+def circular_distance(n: int) -> torch.Tensor:
+    """``(n, n)`` grid steps between candidates on a circle of ``n`` (CT view angles)."""
+    i = torch.arange(n)
+    d = (i[:, None] - i[None, :]).abs()
+    return torch.minimum(d, n - d)
+
+
+def line_distance(n: int) -> torch.Tensor:
+    """``(n, n)`` grid steps between candidates on a line (k-space columns)."""
+    i = torch.arange(n)
+    return (i[:, None] - i[None, :]).abs()
+
+
 def condition(factor: torch.Tensor | None, g_c: torch.Tensor) -> torch.Tensor:
     """``L'`` with ``L' L'^T = (K^-1 + G_c)^-1``: the weights' covariance once candidate ``c`` is measured."""
     n = g_c.shape[-1]
@@ -111,38 +174,59 @@ def condition(factor: torch.Tensor | None, g_c: torch.Tensor) -> torch.Tensor:
 
 
 def select(zs: list[torch.Tensor], available: torch.Tensor, k: int, *, score: Score = "marginal",
-           diversity: Literal["condition", "none"] = "condition") -> list[tuple[int, float]]:
-    """Choose ``k`` candidates greedily by the mean gain over one or more ensembles (images).
+           diversity: Literal["condition", "none"] = "condition", xs: list[torch.Tensor] | None = None,
+           distance: torch.Tensor | None = None, min_gap: int = 0) -> list[tuple[int, float]]:
+    """Choose ``k`` candidates greedily by the mean score over one or more ensembles (images).
 
     Args:
         zs: one ``Z`` ``(C, D, N_s)`` per image (one for adaptive design, many for a population design).
-        available: bool ``(C,)``: candidates that may be chosen (not yet measured).
+        available: bool ``(C,)``: candidates that may be chosen (not yet measured; the others count as measured
+            for ``min_gap``).
         k: how many to choose (at most the number available).
-        score: see :func:`gains`.
+        score: see :func:`gains`; ``variance`` needs ``xs``.
         diversity: ``condition`` (each choice updates the ensembles' Gaussian posterior: later choices score
             what is left) or ``none`` (the ``k`` best by the round's first scores).
+        xs: :func:`spread` of each image's samples (``score: variance``).
+        distance: ``(C, C)`` grid steps between candidates (``min_gap``).
+        min_gap: a choice keeps at least this distance to every measured and chosen candidate while any
+            available candidate does (0: off).
 
     Returns:
-        ``[(candidate index, mean gain when chosen), ...]`` in order of choice; ties go to the lowest index.
+        ``[(candidate index, mean score when chosen), ...]`` in order of choice; ties go to the lowest index.
     """
     avail = available.clone().to(torch.bool)
     if k > int(avail.sum()):
         raise ValueError(f"select: {k} candidates asked, {int(avail.sum())} available")
-    zs = [compact(z) for z in zs]
+    if score == "variance" and (xs is None or len(xs) != len(zs)):
+        raise ValueError("select: score 'variance' needs the image samples (xs) of every ensemble")
+    if min_gap > 0 and distance is None:
+        raise ValueError("select: min_gap needs the candidates' distances")
+    if score == "variance":  # the weights' basis changes: X follows it
+        zs, xs = map(list, zip(*(compact_pair(z, x) for z, x in zip(zs, xs)))) if zs else (zs, xs)
+    else:
+        zs = [compact(z) for z in zs]
     grams = [gram(z) for z in zs]
     factors: list[torch.Tensor | None] = [None] * len(zs)
+    taken = ~avail
     out: list[tuple[int, float]] = []
     first = None
     for _ in range(k):
         if diversity == "none" and first is not None:
             mean = first
+        elif score == "variance":
+            mean = torch.stack([variance_reductions(g, x, f) for g, x, f in zip(grams, xs, factors)]).mean(0)
         else:
             mean = torch.stack([gains(z, f, score=score, g=g) for z, f, g in zip(zs, factors, grams)]).mean(0)
-            first = mean
-        masked = torch.where(avail, mean, torch.full_like(mean, -math.inf))
+        first = mean if first is None else first
+        allowed = avail
+        if min_gap > 0:
+            far = (distance[:, taken] >= min_gap).all(dim=1) if bool(taken.any()) else avail
+            allowed = avail & far if bool((avail & far).any()) else avail
+        masked = torch.where(allowed, mean, torch.full_like(mean, -math.inf))
         best = int(torch.argmax(masked))  # the first maximum: the lowest index on ties
         out.append((best, float(mean[best])))
         avail[best] = False
+        taken[best] = True
         if diversity == "condition":
             factors = [condition(f, g[best]) for f, g in zip(factors, grams)]
     return out
