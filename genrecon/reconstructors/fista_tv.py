@@ -63,12 +63,15 @@ class FistaTV(Reconstructor):
         step = 1.0 / L
         prox = TVProx(self.tv_weight, self.inner_iter, nonneg=self.nonneg)
 
-        def grad_f(x):  # A^H A x - A^H y; MRI's normal needs no FFT shifts
-            return op.normal(x) - aty
+        def grad_f(x, out=None):  # A^H A x - A^H y (into out); MRI's normal needs no FFT shifts
+            return torch.sub(op.normal(x), aty, out=out)
 
         start = x0 if x0 is not None else aty
+        # buffers made once (no allocation per iteration but the operator's own) when every iterate has start's
+        # type; a start of another precision than A^H y promotes the iterates instead, as it always has
+        same = start.dtype == aty.dtype and start.shape == aty.shape
         with torch.no_grad():
-            res = fista(grad_f, prox, start, step=step, n_iter=self.n_iter, tol=self.tol,
-                        callback=callback, restart=self.restart)
+            res = fista(grad_f, prox, start, step=step, n_iter=self.n_iter, tol=self.tol, callback=callback,
+                        restart=self.restart, out=same)
         self.info.update(iterations=res.iterations, converged=res.converged, step=step)
         return res.x

@@ -23,8 +23,8 @@ class FistaResult:
 
 
 def fista(
-    grad_f: Callable[[torch.Tensor], torch.Tensor],
-    prox_g: Callable[[torch.Tensor, float], torch.Tensor],
+    grad_f: Callable[..., torch.Tensor],
+    prox_g: Callable[..., torch.Tensor],
     x0: torch.Tensor,
     *,
     step: float,
@@ -32,6 +32,7 @@ def fista(
     tol: float = 0.0,
     callback: Callable[[int, torch.Tensor], None] | None = None,
     restart: bool = False,
+    out: bool = False,
 ) -> FistaResult:
     """Minimise ``f + g`` with ``f`` smooth (gradient Lipschitz constant ``L``) and ``g`` proximable.
 
@@ -42,8 +43,12 @@ def fista(
         step: step size ``s <= 1 / L``.
         n_iter: maximum number of iterations.
         tol: stop when ``||x_{k+1} - x_k|| <= tol ||x_{k+1}||`` (0 disables).
-        callback: called as ``callback(k, x_k)`` after each iteration (1-based ``k``).
+        callback: called as ``callback(k, x_k)`` after each iteration (1-based ``k``); ``x_k`` is never written
+            to afterwards (the callback may keep it).
         restart: adaptive gradient restart (O'Donoghue & Candes 2015): reset momentum when it points uphill.
+        out: ``grad_f(x, out=buf)`` and ``prox_g(v, s, out=buf)`` write their result into ``buf`` (a tensor like
+            ``x0``, not aliasing their input) and return it: the loop then works on buffers made once and
+            allocates nothing per iteration (but the iterates handed to a callback). The same iterates.
 
     Returns:
         :class:`FistaResult` with the last iterate.
@@ -57,12 +62,19 @@ def fista(
     """
     x = x0.clone()
     z = x0.clone()  # owned here: updated in place
+    diff = torch.empty_like(z)
+    v, grad = (torch.empty_like(z), torch.empty_like(z)) if out else (None, None)  # else fresh each iteration
+    spare = torch.empty_like(z) if out and callback is None else None  # the other iterate buffer
     t = 1.0
     converged = False
     k = 0
     for k in range(1, n_iter + 1):
-        x_new = prox_g(torch.add(z, grad_f(z), alpha=-step), step)
-        diff = x_new - x  # fresh: the x given to the callback is never written to
+        if out:
+            v = torch.add(z, grad_f(z, out=grad), alpha=-step, out=v)
+        else:  # a prox may return its input (v) itself, which then becomes x: v must be new
+            v = torch.add(z, grad_f(z), alpha=-step)
+        x_new = prox_g(v, step, out=spare) if out and spare is not None else prox_g(v, step)
+        torch.sub(x_new, x, out=diff)
         t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
         if restart and torch.sum((z - x_new).conj() * diff).real > 0:
             t_new, t = 1.0, 1.0
@@ -70,6 +82,8 @@ def fista(
         if tol > 0:
             change = torch.linalg.vector_norm(diff).item()
             converged = change <= tol * torch.linalg.vector_norm(x_new).item()
+        if spare is not None:
+            spare = x
         x, t = x_new, t_new
         if callback is not None:
             callback(k, x)

@@ -30,49 +30,71 @@ from ..linalg.finite_difference import grad2d
 class _Workspace:
     """Buffers of one problem shape ``(L, K, H, W)``, and every view the loop uses, made once.
 
-    Dual buffers ``(L, 2, K, H + 1, W + 1)`` hold the field at ``[..., 1:, 1:]``; direction 0 is the difference
-    along W (columns), direction 1 along H (rows). Their padding row and column stay zero, and so do the
-    entries the Neumann boundary forces to zero (last column of direction 0, last row of direction 1).
+    Two dual buffers ``(L, 2, K, H + 1, W + 1)`` hold ``p`` and ``q`` at ``[..., 1:, 1:]`` (their roles swap every
+    step); direction 0 is the difference along W (columns), direction 1 along H (rows). Their padding row and
+    column stay zero, and so do the entries the Neumann boundary forces to zero (last column of direction 0, last
+    row of direction 1): ``x'`` is kept with its last column and row repeated in a padding column and row, so its
+    forward differences there are exactly 0 with no reset.
     """
 
     def __init__(self, L: int, K: int, H: int, W: int, dtype: torch.dtype, device: torch.device):
         self.key = (L, K, H, W, dtype, device)
         zeros = lambda *s: torch.zeros(s, dtype=dtype, device=device)  # noqa: E731
-        self.duals = [zeros(L, 2, K, H + 1, W + 1) for _ in range(3)]  # p, g (swapped each step), q
+        self.duals = [zeros(L, 2, K, H + 1, W + 1) for _ in range(2)]
         self.interior = [d[..., 1:, 1:] for d in self.duals]
+        self.planes = [d.flatten(1, 2).unbind(1) for d in self.interior]  # 2K views (L, H, W)
         self.div_views = [_div_views(d) for d in self.duals]
-        self.planes = [d[..., 1:, 1:].flatten(1, 2).unbind(1) for d in self.duals]  # 2K views (L, H, W)
-        self.t = zeros(L, 2, K, H, W)  # the two backward differences of the divergence
+        self.t = zeros(L, 2, K, H, W)  # the two backward differences of the divergence, then grad x'
         self.t0, self.t1 = self.t.unbind(1)
         self.s = zeros(L, K, H, W)  # div q
-        self.x = zeros(L, K, H + 1, W + 1)  # x' at [..., :H, :W]; the padding is only read at reset entries
+        self.x = zeros(L, K, H + 1, W + 1)  # x' at [..., :H, :W], its last column and row repeated after them
         self.xi = self.x[..., :H, :W]
+        self.pads = [(self.x[..., :H, W], self.x[..., :H, W - 1]), (self.x[..., H, :W], self.x[..., H - 1, :W])]
         sx, off = self.x.stride(), self.x.storage_offset()
         # grad x': direction 0 reads x'[i, j + 1], direction 1 x'[i + 1, j]; both minus x'[i, j]
         self.xa = self.x.as_strided((L, 2, K, H, W), (sx[0], W, sx[1], sx[2], sx[3]), off + 1)
         self.xb = self.x.as_strided((L, 2, K, H, W), (sx[0], 0, sx[1], sx[2], sx[3]), off)
         self.b = zeros(L, K, H, W)  # b / (8 lam)
+        self.bound: torch.Tensor | None = None  # a lower bound's planes scaled alike, during a call that has one
         self.n = zeros(L, H, W)  # |g|^2, then the projection factor
         self.n_wide = self.n[:, None, None]
-        # flat indices (into a dual buffer) of the entries the boundary keeps at zero
-        sd = self.duals[0].stride()
-        lk = (torch.arange(L, device=device)[:, None] * sd[0] + torch.arange(K, device=device) * sd[2]).reshape(-1, 1)
-        rows = torch.arange(1, H + 1, device=device) * (W + 1) + W  # direction 0, column W
-        cols = sd[1] + H * (W + 1) + torch.arange(1, W + 1, device=device)  # direction 1, row H
-        self.boundary = torch.cat([(lk + rows).reshape(-1), (lk + cols).reshape(-1)])
 
-    def scaled_x(self, i: int, constrain: bool, bound: torch.Tensor | None) -> torch.Tensor:
-        """``x' = P_C(b' + div(dual i) / 8)`` into the x buffer (``b' = b / (8 lam)``, ``bound`` scaled alike)."""
+    def scaled_x(self, i: int, constrain: bool, pad: bool = True) -> torch.Tensor:
+        """``x' = P_C(b' + div(dual i) / 8)`` into the x buffer; ``pad``: its padding column and row repeat its
+        last column and row."""
         a, b = self.div_views[i]
         torch.sub(a, b, out=self.t)
         torch.add(self.t0, self.t1, out=self.s)
         torch.add(self.b, self.s, alpha=0.125, out=self.xi)
         if constrain:
-            if bound is None:
+            if self.bound is None:
                 self.xi.clamp_(min=0)
             else:
-                torch.maximum(self.xi, bound, out=self.xi)
+                torch.maximum(self.xi, self.bound, out=self.xi)
+        if pad:
+            for edge, last in self.pads:
+                edge.copy_(last)
         return self.xi
+
+    def step(self, i: int, weight: float, constrain: bool, first: bool = False) -> None:
+        """One dual step with ``q`` in dual ``i`` and ``p`` in ``1 - i``: dual ``i`` becomes ``p_new = P(q + grad
+        x')`` and dual ``1 - i`` the next ``q = p + weight (p_new - p)``, both in place. ``first``: ``q = p``
+        (the first step of a call), read from dual ``1 - i``; dual ``i`` is only written."""
+        self.scaled_x(1 - i if first else i, constrain)
+        torch.sub(self.xa, self.xb, out=self.t)  # grad x' (exactly 0 at the boundary entries)
+        g = self.interior[i]
+        if first:
+            torch.add(self.interior[1 - i], self.t, out=g)
+        else:
+            g.add_(self.t)
+        planes = self.planes[i]
+        torch.mul(planes[0], planes[0], out=self.n)
+        for plane in planes[1:]:
+            self.n.addcmul_(plane, plane)
+        self.n.clamp_(min=1.0).rsqrt_()
+        g.mul_(self.n_wide)  # p_new = g / max(1, |g|)
+        p = self.interior[1 - i]
+        torch.lerp(p, g, weight, out=p)
 
 
 def _div_views(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,18 +141,24 @@ class TVProx:
             return None
         return self._ws.interior[self._p].flip(1).transpose(1, 2).clone()
 
-    def __call__(self, b: torch.Tensor, step: float, lower: torch.Tensor | None = None) -> torch.Tensor:
-        """The prox at ``b`` for step ``step``; ``lower`` (real images): the constraint ``x >= lower`` instead."""
+    def __call__(self, b: torch.Tensor, step: float, lower: torch.Tensor | None = None, *,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        """The prox at ``b`` for step ``step``; ``lower`` (real images): the constraint ``x >= lower`` instead.
+
+        ``out``: a contiguous tensor shaped and typed like ``b`` to write the result into (returned); default a
+        new tensor. Never the workspace: the result is the caller's."""
         lam = self.lam * step
         constrain = (self.nonneg or lower is not None) and not b.is_complex()
         if lam <= 0:
-            if not constrain:
-                return b.clone()
-            return b.clamp(min=0) if lower is None else torch.maximum(b, lower.to(b.dtype))
+            if constrain:
+                x = b.clamp(min=0) if lower is None else torch.maximum(b, lower.to(b.dtype))
+            else:
+                x = b.clone() if out is None else b
+            return x if out is None else out.copy_(x)
         with torch.no_grad():
-            return self._prox(b.detach(), lam, constrain, lower)
+            return self._prox(b.detach(), lam, constrain, lower, out)
 
-    def _prox(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None) -> torch.Tensor:
+    def _workspace(self, b: torch.Tensor) -> _Workspace:
         H, W = b.shape[-2:]
         L = math.prod(b.shape[:-2])
         K = 2 if b.is_complex() else 1
@@ -138,46 +166,40 @@ class TVProx:
         if ws is None or ws.key != (L, K, H, W, b.real.dtype, b.device):
             ws, self._p = _Workspace(L, K, H, W, b.real.dtype, b.device), 0
             self._ws = ws
+        return ws
+
+    def _prox(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None,
+              out: torch.Tensor | None) -> torch.Tensor:
+        ws = self._workspace(b)
         scale = 1.0 / (8.0 * lam)
-        _to_planes(b, ws.b, L).mul_(scale)
-        bound = None
+        _scaled_planes(b, scale, ws.b)
+        ws.bound = None
         if constrain and lower is not None:
-            bound = _to_planes(lower.to(b.dtype).expand_as(b), torch.empty_like(ws.b), L).mul_(scale)
-        p, g = self._p, 1 - self._p
-        q = ws.interior[2]
-        q.copy_(ws.interior[p])
-        t = 1.0
-        for _ in range(self.n_iter):
-            ws.scaled_x(2, constrain, bound)
-            gi = ws.interior[g]
-            torch.sub(ws.xa, ws.xb, out=gi)  # grad x' (its boundary entries are reset next)
-            gi.add_(q)
-            ws.duals[g].view(-1).index_fill_(0, ws.boundary, 0)
-            planes = ws.planes[g]
-            torch.mul(planes[0], planes[0], out=ws.n)
-            for plane in planes[1:]:
-                ws.n.addcmul_(plane, plane)
-            ws.n.clamp_(min=1.0).rsqrt_()
-            gi.mul_(ws.n_wide)  # p_new = g / max(1, |g|)
+            ws.bound = _scaled_planes(lower.to(b.dtype).expand_as(b), scale, torch.empty_like(ws.b))
+        p, t = self._p, 1.0
+        for k in range(self.n_iter):  # q = p at the start (warm start: the last call's p)
             t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            torch.lerp(ws.interior[p], gi, 1.0 + (t - 1.0) / t_new, out=q)  # p_new + (t-1)/t_new (p_new - p)
-            p, g, t = g, p, t_new
+            ws.step(1 - p, 1.0 + (t - 1.0) / t_new, constrain, first=k == 0)  # p_new + (t-1)/t_new (p_new - p)
+            p, t = 1 - p, t_new
         self._p = p
-        x = ws.scaled_x(p, constrain, bound).mul_(8.0 * lam)
-        if b.is_complex():
-            return torch.complex(x[:, 0], x[:, 1]).reshape(b.shape)  # a new tensor, never the workspace
-        return x[:, 0].clone().reshape(b.shape)
+        x = ws.scaled_x(p, constrain, pad=False).mul_(8.0 * lam)
+        if out is None:
+            out = torch.empty_like(b, memory_format=torch.contiguous_format)
+        flat = out.view(x.shape[0], *x.shape[2:])
+        if b.is_complex():  # interleaving is fast (de-interleaving, in _to_planes, is not: once per call)
+            torch.complex(x[:, 0], x[:, 1], out=flat)
+        else:
+            flat.copy_(x[:, 0])
+        return out
 
 
-def _to_planes(b: torch.Tensor, out: torch.Tensor, L: int) -> torch.Tensor:
-    """Copy ``(..., H, W)`` into the real planes ``out`` ``(L, K, H, W)`` (K = 2 for complex: real, imaginary)."""
-    H, W = b.shape[-2:]
+def _scaled_planes(b: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
+    """``scale * b`` for ``b (..., H, W)`` into the real planes ``out (L, K, H, W)`` (K = 2 for complex: real,
+    imaginary; each plane by itself, which is faster than one strided operation on both)."""
+    L, _, H, W = out.shape
     b = b.reshape(L, H, W)
-    if b.is_complex():
-        out[:, 0].copy_(b.real)
-        out[:, 1].copy_(b.imag)
-    else:
-        out[:, 0].copy_(b)
+    for k, part in enumerate((b.real, b.imag) if b.is_complex() else (b,)):
+        torch.mul(part, scale, out=out[:, k])
     return out
 
 
