@@ -131,12 +131,6 @@ def uptime() -> str:
         return "unknown"
 
 
-def read_yaml(path: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load(path.read_text())
-
-
 def genrecon_run(cfg: dict, out: Path, name: str) -> tuple[dict, float]:
     """``genrecon reconstruct`` on ``cfg`` (written to ``<out>.yaml``) into a fresh ``out``; (report, wall s)."""
     import yaml
@@ -539,6 +533,8 @@ def main() -> int:
     version = bart_version()
     result["bart"] = f"BART {version}" if version else "BART missing: bart not on PATH (apt-get install -y bart)"
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    from genrecon.yamlio import read_yaml
+
     bases = {acc: read_yaml(path) for acc, path in CONFIGS.items()}
     n_iter = next(r for r in bases[4]["reconstructors"] if r["name"] == "fista_tv")["params"]["n_iter"]
     result["n_iter"] = n_iter
