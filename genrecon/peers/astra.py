@@ -70,7 +70,10 @@ class AstraFBPParams:
 
 @RECONSTRUCTORS.register("astra_fbp")
 class AstraFBP(_AstraMethod):
-    """ASTRA's CPU filtered backprojection (ram-lak) of a parallel-beam sinogram. Parameters: :class:`AstraFBPParams`."""
+    """ASTRA's CPU filtered backprojection (ram-lak) of a parallel-beam sinogram; needs astra-toolbox.
+
+    Parameters: :class:`AstraFBPParams`.
+    """
 
     who = "astra_fbp"
     Params = AstraFBPParams
@@ -88,7 +91,10 @@ class AstraSIRTParams:
 
 @RECONSTRUCTORS.register("astra_sirt")
 class AstraSIRT(_AstraMethod):
-    """ASTRA's CPU SIRT on a parallel-beam sinogram. Parameters: :class:`AstraSIRTParams`."""
+    """ASTRA's CPU SIRT (non-negative by default) on a parallel-beam sinogram; needs astra-toolbox.
+
+    Parameters: :class:`AstraSIRTParams`.
+    """
 
     who = "astra_sirt"
     Params = AstraSIRTParams

@@ -65,7 +65,10 @@ class SkimageIradonParams:
 
 @RECONSTRUCTORS.register("skimage_iradon")
 class SkimageIradon(PeerReconstructor):
-    """scikit-image ``iradon`` of a parallel-beam sinogram. Parameters: :class:`SkimageIradonParams`."""
+    """scikit-image ``iradon`` (filtered backprojection) of a parallel-beam sinogram; needs scikit-image.
+
+    Parameters: :class:`SkimageIradonParams`.
+    """
 
     who = "skimage_iradon"
     peer = "skimage"
