@@ -46,7 +46,6 @@ class _Workspace:
         self.div_views = [_div_views(d) for d in self.duals]
         self.t = zeros(L, 2, K, H, W)  # the two backward differences of the divergence, then grad x'
         self.t0, self.t1 = self.t.unbind(1)
-        self.s = zeros(L, K, H, W)  # div q
         self.x = zeros(L, K, H + 1, W + 1)  # x' at [..., :H, :W], its last column and row repeated after them
         self.xi = self.x[..., :H, :W]
         self.pads = [(self.x[..., :H, W], self.x[..., :H, W - 1]), (self.x[..., H, :W], self.x[..., H - 1, :W])]
@@ -64,8 +63,8 @@ class _Workspace:
         last column and row."""
         a, b = self.div_views[i]
         torch.sub(a, b, out=self.t)
-        torch.add(self.t0, self.t1, out=self.s)
-        torch.add(self.b, self.s, alpha=0.125, out=self.xi)
+        torch.add(self.t0, self.t1, out=self.xi)  # div q
+        torch.add(self.b, self.xi, alpha=0.125, out=self.xi)
         if constrain:
             if self.bound is None:
                 self.xi.clamp_(min=0)
