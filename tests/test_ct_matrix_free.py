@@ -6,12 +6,11 @@ import math
 import pytest
 import torch
 
-import genrecon.operators.ct  # noqa: F401  (registers ct_parallel / ct_fan)
 from genrecon.errors import ConfigError
 from genrecon.operators.base import adjoint_error
 from genrecon.operators.check import check_operator
 from genrecon.operators.ct import FanBeam, ParallelBeam, clear_cache
-from genrecon.operators.ct import onthefly
+from genrecon.operators.ct import batched, onthefly
 
 
 def _uniform(n_views, span=math.pi, start=0.0):
@@ -43,8 +42,14 @@ CASES = {  # name -> (make, kwargs): even / odd sizes, view counts that are not 
 
 @pytest.fixture(autouse=True)
 def _small_blocks(monkeypatch):
-    """Blocks of a few views, so that every case has several blocks and a partial last one."""
+    """Blocks of a few views and chunks of a few pixels / points, so that every case has several blocks and
+    chunks and a partial last one."""
     monkeypatch.setattr(onthefly, "BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(onthefly, "GENERIC_VIEWS", 4)
+    monkeypatch.setattr(onthefly, "GENERIC_ENTRIES", 1000)
+    monkeypatch.setattr(batched, "BLOCK_VIEWS", 3)
+    monkeypatch.setattr(batched, "ADJOINT_BLOCK_VIEWS", 4)
+    monkeypatch.setattr(batched, "CHUNK_POINTS", 1500)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -68,6 +73,33 @@ def test_on_the_fly_adjoint_is_exact(name):
     make, kw = CASES[name]
     report = check_operator(make("never", **kw), generator=torch.Generator().manual_seed(0), repeats=1)
     assert report["adjoint_error_float64"] < 1e-6 and report["adjoint_error_float32"] < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_on_the_fly_equals_the_matrix_in_float32(name, batch, gen):
+    """Batch 1 (per-image path) and batch 3 (weights shared by the batch): float32 within 1e-5 of the stored
+    matrix, relative to the largest value."""
+    make, kw = CASES[name]
+    stored, fly = make("always", **kw), make("never", **kw)
+    x = torch.rand(batch, *stored.domain_shape, generator=gen)
+    y = torch.rand(batch, *stored.range_shape, generator=gen)
+    ya, yb = stored(x), fly(x)
+    assert float((ya - yb).abs().max() / ya.abs().max()) < 1e-5
+    xa, xb = stored.adjoint(y), fly.adjoint(y)
+    assert float((xa - xb).abs().max() / xa.abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("name", [k for k in sorted(CASES) if k.startswith("parallel")])
+def test_batched_parallel_path_equals_the_per_image_path(name, gen):
+    make, kw = CASES[name]
+    op = make("never", **kw)
+    x = torch.randn(4, op.image_size**2, generator=gen, dtype=torch.float64)
+    y = torch.randn(4, op.n_views, op.n_detectors, generator=gen, dtype=torch.float64)
+    one = torch.cat([onthefly.parallel_forward(op, x[i : i + 1]) for i in range(4)])
+    assert torch.allclose(batched.forward(op, x), one, atol=1e-12 * one.abs().max())
+    one = torch.cat([onthefly.parallel_adjoint(op, y[i : i + 1]) for i in range(4)])
+    assert torch.allclose(batched.adjoint(op, y), one, atol=1e-12 * one.abs().max())
 
 
 def test_parallel_fast_path_equals_the_generic_triples(gen):

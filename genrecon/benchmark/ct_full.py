@@ -5,12 +5,15 @@ For each (size, views): genrecon on the fly (``matrix: never``), genrecon's stor
 set-up seconds and the peak memory of set-up + one forward + one adjoint (each implementation on its own),
 then forward / adjoint milliseconds of one image and of a batch of 8 (ASTRA: 8 calls), timed in interleaved
 rounds (every implementation once per round) so that a shared machine's load falls on all alike. Times are
-CPU seconds of this process (``time.process_time``), medians over the rounds.
+CPU seconds of this process (``time.process_time``), medians over the rounds; the 1-minute load average
+before and after the rounds is recorded (the machine may be shared). genrecon's rows also give the peak
+memory of a batch-8 forward + adjoint and, in the table, the batch-8 speed-up over 8 calls of each ASTRA kernel.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from typing import Any, Callable
@@ -40,9 +43,11 @@ def _genrecon(n: int, views: int, matrix: str) -> tuple[dict[str, Any], dict[str
         setup, wall = time.process_time() - t0, time.perf_counter() - w0
         y = op(x)
         op.adjoint(y)
-    y8 = op(x8)
+    with torch.no_grad(), PeakMemory("cpu") as pm8:
+        y8 = op(x8)
+        op.adjoint(y8)
     row = {"implementation": f"genrecon ({'stored matrix' if matrix == 'always' else 'on the fly'})",
-           "setup_s": setup, "setup_wall_s": wall, "peak_mib": pm.mib, "y": y}
+           "setup_s": setup, "setup_wall_s": wall, "peak_mib": pm.mib, "batch8_peak_mib": pm8.mib, "y": y}
     return row, {"forward": lambda: op(x), "adjoint": lambda: op.adjoint(y), "batch8_forward": lambda: op(x8),
                  "batch8_adjoint": lambda: op.adjoint(y8), "op": op}
 
@@ -100,6 +105,7 @@ def full_size_records(geometries, repeats: int, matrix_limit_mib: float, log) ->
             else:
                 rows.append({**base, "implementation": f"ASTRA CPU '{kind}'", "missing": peers.missing_reason("astra")})
         times: dict[tuple[int, str], list[float]] = {}
+        load = [os.getloadavg()[0]]
         with torch.no_grad():
             for r in range(repeats + 1):  # round 0 is the warm-up
                 for i, (_, fns) in enumerate(impls):
@@ -111,6 +117,7 @@ def full_size_records(geometries, repeats: int, matrix_limit_mib: float, log) ->
                 for i, (_, fns) in enumerate(impls):
                     for what in ("batch8_forward", "batch8_adjoint"):
                         times.setdefault((i, what), []).append(_cpu(fns[what]))
+        load.append(os.getloadavg()[0])
         reference = impls[0][0]["y"] if impls[0][0]["implementation"].endswith("matrix)") else None
         for i, (row, fns) in enumerate(impls):
             y = row.pop("y", None)
@@ -122,10 +129,23 @@ def full_size_records(geometries, repeats: int, matrix_limit_mib: float, log) ->
                     row["max_rel_diff"] = float((y - reference).abs().max() / reference.abs().max())
             if "release" in fns:
                 fns["release"]()
-            rows.append({**base, **row})
+            rows.append({**base, **row, "load": load})
         clear_cache()
         records += rows
     return records
+
+
+def _speedups(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """Batch-8 forward / adjoint speed-up of genrecon row ``r`` over 8 calls of each ASTRA kernel (same geometry)."""
+    parts = []
+    for a in records:
+        if a.get("missing") or not a["implementation"].startswith("ASTRA") or (a["size"], a["views"]) != (
+                r["size"], r["views"]):
+            continue
+        kind = a["implementation"].rsplit(" ", 1)[-1]
+        parts.append(f"{kind} {a['batch8_forward_ms'] / r['batch8_forward_ms']:.1f}x / "
+                     f"{a['batch8_adjoint_ms'] / r['batch8_adjoint_ms']:.1f}x")
+    return ("batch 8 vs 8 ASTRA calls (fwd / adj): " + ", ".join(parts)) if parts else ""
 
 
 def full_size_table(records: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
@@ -140,6 +160,12 @@ def full_size_table(records: list[dict[str, Any]], repeats: int) -> dict[str, An
             notes.append(f"adjoint error (f64) {r['adjoint_error']:.1e}")
         if r.get("max_rel_diff") is not None:
             notes.append(f"max |y - y_matrix| / max |y_matrix| = {r['max_rel_diff']:.1e} (float32)")
+        if r["implementation"].startswith("genrecon"):
+            notes += [t for t in (_speedups(r, records),) if t]
+            if r.get("batch8_peak_mib") is not None:
+                notes.append(f"batch-8 peak {r['batch8_peak_mib']:.0f} MiB")
+        if r.get("load"):
+            notes.append("load {:.1f} -> {:.1f}".format(*r["load"]))
         rows.append([*head, f"{fmt(r['setup_s'], '.2f')} ({fmt(r['setup_wall_s'], '.2f')})", fmt(r["peak_mib"], ".0f"),
                      fmt(r["forward_ms"], ".0f"), fmt(r["adjoint_ms"], ".0f"), fmt(r["batch8_forward_ms"], ".0f"),
                      fmt(r["batch8_adjoint_ms"], ".0f"), "; ".join(notes)])
@@ -150,4 +176,5 @@ def full_size_table(records: list[dict[str, Any]], repeats: int) -> dict[str, An
                               "interleaved rounds after a warm-up round (batch 8: of a third as many; ASTRA: 8 calls); "
                               "set-up: building the operator (genrecon's stored matrix: the CSR build and its norm) or "
                               "ASTRA's projector; peak: resident memory above the start during set-up + one forward + "
-                              "one adjoint of one image (inputs excluded); ASTRA: its OpTomo on numpy"))
+                              "one adjoint of one image (inputs excluded; genrecon's notes: of a batch of 8); ASTRA: "
+                              "its OpTomo on numpy; load: the 1-minute load average before -> after the timed rounds"))

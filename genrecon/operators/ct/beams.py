@@ -17,6 +17,7 @@ import torch
 from ...errors import ConfigError
 from ...registry import OPERATORS
 from .geometry import DEFAULT_MEMORY_BUDGET_MIB, default_n_detectors, image_size_of, positive_float, positive_int
+from . import batched
 from .onthefly import parallel_adjoint, parallel_forward
 from .projector import CTProjector
 
@@ -83,10 +84,11 @@ class ParallelBeam(CTProjector):
         return 1.0
 
     def _raw_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return parallel_forward(self, x)
+        # one image: per-image gathers (fastest); a batch: the weights once, applied to all (:mod:`.batched`)
+        return parallel_forward(self, x) if x.shape[0] == 1 else batched.forward(self, x)
 
     def _raw_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return parallel_adjoint(self, y)
+        return parallel_adjoint(self, y) if y.shape[0] == 1 else batched.adjoint(self, y)
 
     def _footprints(self, x, y, cos, sin):
         centre = x * cos + y * sin
