@@ -47,8 +47,9 @@ def fista(
             to afterwards (the callback may keep it).
         restart: adaptive gradient restart (O'Donoghue & Candes 2015): reset momentum when it points uphill.
         out: ``grad_f(x, out=buf)`` and ``prox_g(v, s, out=buf)`` write their result into ``buf`` (a tensor like
-            ``x0``, not aliasing their input) and return it: the loop then works on buffers made once and
-            allocates nothing per iteration (but the iterates handed to a callback). The same iterates.
+            ``x0``, not their input) and return it, and ``prox_g(v, s)`` returns a new tensor: the loop then works
+            on buffers made once and allocates nothing per iteration (but the iterates handed to a callback).
+            The same iterates either way.
 
     Returns:
         :class:`FistaResult` with the last iterate.
@@ -62,26 +63,26 @@ def fista(
     """
     x = x0.clone()
     z = x0.clone()  # owned here: updated in place
-    diff = torch.empty_like(z)
-    v, grad = (torch.empty_like(z), torch.empty_like(z)) if out else (None, None)  # else fresh each iteration
+    v = torch.empty_like(z) if out else None  # else new each iteration
+    diff = torch.empty_like(z) if restart else z  # z's buffer holds x_new - x until z is updated from it
     spare = torch.empty_like(z) if out and callback is None else None  # the other iterate buffer
     t = 1.0
     converged = False
     k = 0
     for k in range(1, n_iter + 1):
         if out:
-            v = torch.add(z, grad_f(z, out=grad), alpha=-step, out=v)
+            v = torch.add(z, grad_f(z, out=v), alpha=-step, out=v)
         else:  # a prox may return its input (v) itself, which then becomes x: v must be new
             v = torch.add(z, grad_f(z), alpha=-step)
-        x_new = prox_g(v, step, out=spare) if out and spare is not None else prox_g(v, step)
+        x_new = prox_g(v, step, out=spare) if spare is not None else prox_g(v, step)
         torch.sub(x_new, x, out=diff)
         t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
         if restart and torch.sum((z - x_new).conj() * diff).real > 0:
             t_new, t = 1.0, 1.0
-        torch.add(x_new, diff, alpha=(t - 1.0) / t_new, out=z)
         if tol > 0:
             change = torch.linalg.vector_norm(diff).item()
             converged = change <= tol * torch.linalg.vector_norm(x_new).item()
+        torch.add(x_new, diff, alpha=(t - 1.0) / t_new, out=z)
         if spare is not None:
             spare = x
         x, t = x_new, t_new
