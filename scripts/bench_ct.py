@@ -13,7 +13,13 @@ Section 2 (quality): the 256x256 modified Shepp-Logan phantom, noiseless, normal
 and FISTA-TV (``RECONSTRUCTORS.build("fista_tv")``, non-negative, 100 iterations, the best of a few
 lambdas) at 60 views and at 90 views over 0-90 degrees; PSNR with data_range 1 (the phantom's maximum).
 
+Section 3 (``--full-size 512x720,512x720xfan``, instead of sections 1-2): the operators suite's full-size rows
+(:mod:`genrecon.benchmark.ct_full`): genrecon on the fly (and its stored matrix where it fits 8 GiB) against
+ASTRA's CPU kernels on the same parallel or fan geometry: set-up, peak memory (one image and a batch of 8),
+CPU ms of one image and of a batch of 8 (ASTRA: 8 calls) in interleaved rounds, the load average.
+
     python scripts/bench_ct.py [--json out.json] [--repeats 5] [--threads 1] [--skip-quality]
+    python scripts/bench_ct.py --full-size 512x720,512x720xfan --threads 1 --repeats 3 [--json out.json]
 """
 
 from __future__ import annotations
@@ -214,6 +220,25 @@ def fmt(value, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
+def full_size(args) -> int:
+    from genrecon.benchmark.ct_full import full_size_records, full_size_table
+
+    geometries = []
+    for spec in args.full_size.split(","):
+        n, views, *fan = spec.split("x")
+        geometries.append((int(n), int(views), *(["fan"] if fan == ["fan"] else [])))
+    records = full_size_records(geometries, args.repeats, 8192.0, lambda m: print(m, flush=True))
+    t = full_size_table(records, args.repeats)
+    print(f"\n{t['title']}\n" + " | ".join(t["columns"]))
+    for row in t["rows"]:
+        print(" | ".join(str(c) for c in row))
+    print(t["conventions"] or "")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(records, fh, indent=2, default=str)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the results to this JSON file")
@@ -221,9 +246,13 @@ def main() -> int:
     parser.add_argument("--skip-quality", action="store_true", help="only the projector speed table")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default); 1 is steadier on a machine shared with other jobs")
+    parser.add_argument("--full-size", default="", metavar="NxV[xfan],...",
+                        help="only the full-size rows for these geometries, e.g. 512x720,512x720xfan")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.full_size:
+        return full_size(args)
 
     rows = []
     for bench in (bench_genrecon, bench_astra, bench_deepinv, bench_skimage):

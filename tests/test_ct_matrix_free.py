@@ -102,6 +102,19 @@ def test_batched_parallel_path_equals_the_per_image_path(name, gen):
     assert torch.allclose(batched.adjoint(op, y), one, atol=1e-12 * one.abs().max())
 
 
+@pytest.mark.parametrize("make", [_parallel, _fan])
+def test_on_the_fly_norm_is_the_stored_matrix_norm(make):
+    """The on-the-fly norm (float32 power iterations to 1e-6) is the float64 one of the matrix within 1e-5."""
+    from genrecon.operators.ct import matrix as stored
+
+    fly, mat = make("never", n=20, views=13), make("always", n=20, views=13)
+    stored.NORMS.pop(fly.key(), None)
+    fly_norm = fly.norm_squared()
+    stored.NORMS.pop(fly.key(), None)
+    clear_cache()
+    assert fly_norm == pytest.approx(mat.norm_squared(), rel=1e-5)
+
+
 def test_parallel_fast_path_equals_the_generic_triples(gen):
     op = _parallel("never", n=19, views=12, detector_spacing=0.8)
     x = torch.randn(2, 1, 19 * 19, generator=gen, dtype=torch.float64).view(2, -1)
@@ -176,10 +189,13 @@ def test_full_size_benchmark_rows_at_a_tiny_size():
     from genrecon.benchmark.ct_full import full_size_records, full_size_table
     from genrecon.benchmark.common import no_log
 
-    records = full_size_records(((24, 10),), 1, 4096.0, no_log)
+    records = full_size_records(((24, 10), (24, 9, "fan")), 1, 4096.0, no_log)
     names = [r["implementation"] for r in records]
-    assert names[:2] == ["genrecon (stored matrix)", "genrecon (on the fly)"] and len(records) == 5
-    fly = records[1]
-    assert fly["adjoint_error"] < 1e-6 and fly["max_rel_diff"] < 1e-4 and fly["forward_ms"] >= 0
+    assert names[:2] == ["genrecon (stored matrix)", "genrecon (on the fly)"] and len(records) == 9
+    assert names[5:7] == names[:2] and [r["operator"] for r in records[5:]] == ["ct_fan"] * 4
+    for fly in (records[1], records[6]):
+        assert fly["adjoint_error"] < 1e-6 and fly["max_rel_diff"] < 1e-4 and fly["forward_ms"] >= 0
+        assert len(fly["load"]) == 2 and (fly["batch8_peak_mib"] is None or fly["batch8_peak_mib"] >= 0)
     t = full_size_table(records, 1)
-    assert len(t["rows"]) == 5 and all(len(r) == len(t["columns"]) for r in t["rows"])
+    assert len(t["rows"]) == 9 and all(len(r) == len(t["columns"]) for r in t["rows"])
+    assert "batch 8 vs 8 ASTRA calls" in t["rows"][1][-1] and "fan beam" in t["rows"][6][0]

@@ -1,6 +1,8 @@
-"""Full-size CT rows of the ``operators`` suite: 512 x 512 parallel beam with many views (issue #17).
+"""Full-size CT rows of the ``operators`` suite: 512 x 512 with many views (issue #17).
 
-For each (size, views): genrecon on the fly (``matrix: never``), genrecon's stored matrix where its build fits
+For each ``(size, views)`` (a parallel beam over 180 degrees) or ``(size, views, "fan")`` (a fan beam over 360
+degrees, source at 2N, detector N beyond the isocentre; ASTRA's kernels 'line_fanflat' and 'strip_fanflat'):
+genrecon on the fly (``matrix: never``), genrecon's stored matrix where its build fits
 ``Plan.full_matrix_limit_mib``, and ASTRA's CPU kernels ('line', 'linear', 'strip') on the same geometry:
 set-up seconds and the peak memory of set-up + one forward + one adjoint (each implementation on its own),
 then forward / adjoint milliseconds of one image and of a batch of 8 (ASTRA: 8 calls), timed in interleaved
@@ -31,14 +33,23 @@ def _cpu(fn: Callable[[], Any]) -> float:
     return time.process_time() - t0
 
 
-def _genrecon(n: int, views: int, matrix: str) -> tuple[dict[str, Any], dict[str, Callable]]:
-    from ..operators.ct import ParallelBeam
+def _operator(n: int, views: int, fan: bool, matrix: str = "auto"):
+    """The parallel beam (views over 180 degrees) or the fan beam (over 360 degrees, source at 2N, detector N
+    beyond the isocentre, as the operators table)."""
+    from ..operators.ct import FanBeam, ParallelBeam
 
+    if fan:
+        return FanBeam(image_size=n, angles=[2 * math.pi * i / views for i in range(views)],
+                       source_distance=2.0 * n, detector_distance=1.0 * n, matrix=matrix)
+    return ParallelBeam(image_size=n, angles=[math.pi * i / views for i in range(views)], matrix=matrix)
+
+
+def _genrecon(n: int, views: int, matrix: str, fan: bool = False) -> tuple[dict[str, Any], dict[str, Callable]]:
     g = torch.Generator().manual_seed(0)
     x, x8 = torch.rand(1, 1, n, n, generator=g), torch.rand(8, 1, n, n, generator=g)
     with torch.no_grad(), PeakMemory("cpu") as pm:
         t0, w0 = time.process_time(), time.perf_counter()
-        op = ParallelBeam(image_size=n, angles=[math.pi * i / views for i in range(views)], matrix=matrix)
+        op = _operator(n, views, fan, matrix)
         op.prepare(torch.float32, "cpu")
         setup, wall = time.process_time() - t0, time.perf_counter() - w0
         y = op(x)
@@ -52,14 +63,19 @@ def _genrecon(n: int, views: int, matrix: str) -> tuple[dict[str, Any], dict[str
                  "batch8_adjoint": lambda: op.adjoint(y8), "op": op}
 
 
-def _astra(kind: str, n: int, views: int, n_det: int):
+def _astra(kind: str, n: int, views: int, n_det: int, op=None):
+    """ASTRA's CPU projector ``kind`` on the parallel beam of ``_operator``, or on the fan beam ``op``."""
     import astra
 
     rng = np.random.default_rng(0)
     x, y = rng.random(n * n).astype(np.float32), rng.random(views * n_det).astype(np.float32)
     with PeakMemory("cpu") as pm:
         t0, w0 = time.process_time(), time.perf_counter()
-        geometry = astra.create_proj_geom("parallel", 1.0, n_det, np.arange(views) * math.pi / views)
+        if op is None:
+            geometry = astra.create_proj_geom("parallel", 1.0, n_det, np.arange(views) * math.pi / views)
+        else:
+            geometry = astra.create_proj_geom("fanflat", op.detector_spacing, n_det, np.array(op.angles),
+                                              op.source_distance, op.detector_distance)
         pid = astra.create_projector(kind, geometry,
                                      astra.create_vol_geom(n, n))
         W = astra.OpTomo(pid)
@@ -82,26 +98,28 @@ def _adjoint_error(op) -> float:
 
 def full_size_records(geometries, repeats: int, matrix_limit_mib: float, log) -> list[dict[str, Any]]:
     """Records for each ``(size, views)`` in ``geometries`` (see the module docstring)."""
-    from ..operators.ct import ParallelBeam, clear_cache, default_n_detectors
+    from ..operators.ct import clear_cache
 
     records = []
-    for n, views in geometries:
-        n_det = default_n_detectors(n)
-        base = {"operator": "ct_parallel", "size": n, "views": views, "n_detectors": n_det}
-        est = ParallelBeam(image_size=n, angles=[0.0] * views).matrix_bytes()
-        log(f"operators: full-size CT {n}x{n}, {views} views")
+    for n, views, *kind in geometries:
+        fan = kind == ["fan"]
+        probe = _operator(n, views, fan)
+        n_det = probe.n_detectors
+        base = {"operator": "ct_fan" if fan else "ct_parallel", "size": n, "views": views, "n_detectors": n_det}
+        est = probe.matrix_bytes()
+        log(f"operators: full-size CT {n}x{n}, {views} views{', fan beam' if fan else ''}")
         clear_cache()
         impls, rows = [], []
         if est * 2.5 <= matrix_limit_mib * 2**20:
-            impls.append(_genrecon(n, views, "always"))
+            impls.append(_genrecon(n, views, "always", fan))
         else:
             rows.append({**base, "implementation": "genrecon (stored matrix)",
                          "missing": f"not built: ~{est / 2**30:.1f} GiB kept, ~{2.5 * est / 2**30:.0f} GiB peak "
                                     f"(over the suite's {matrix_limit_mib / 1024:.0f} GiB)"})
-        impls.append(_genrecon(n, views, "never"))
-        for kind in ("line", "linear", "strip"):
+        impls.append(_genrecon(n, views, "never", fan))
+        for kind in ("line_fanflat", "strip_fanflat") if fan else ("line", "linear", "strip"):
             if peers.available("astra"):
-                impls.append(_astra(kind, n, views, n_det))
+                impls.append(_astra(kind, n, views, n_det, probe if fan else None))
             else:
                 rows.append({**base, "implementation": f"ASTRA CPU '{kind}'", "missing": peers.missing_reason("astra")})
         times: dict[tuple[int, str], list[float]] = {}
@@ -139,8 +157,8 @@ def _speedups(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """Batch-8 forward / adjoint speed-up of genrecon row ``r`` over 8 calls of each ASTRA kernel (same geometry)."""
     parts = []
     for a in records:
-        if a.get("missing") or not a["implementation"].startswith("ASTRA") or (a["size"], a["views"]) != (
-                r["size"], r["views"]):
+        if a.get("missing") or not a["implementation"].startswith("ASTRA") or (
+                a["operator"], a["size"], a["views"]) != (r["operator"], r["size"], r["views"]):
             continue
         kind = a["implementation"].rsplit(" ", 1)[-1]
         parts.append(f"{kind} {a['batch8_forward_ms'] / r['batch8_forward_ms']:.1f}x / "
@@ -151,7 +169,8 @@ def _speedups(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
 def full_size_table(records: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
     rows = []
     for r in records:
-        head = [f"{r['size']}x{r['size']}, {r['views']} views, {r['n_detectors']} bins", r["implementation"]]
+        beam = "fan beam, " if r["operator"] == "ct_fan" else ""
+        head = [f"{r['size']}x{r['size']}, {beam}{r['views']} views, {r['n_detectors']} bins", r["implementation"]]
         if "missing" in r:
             rows.append([*head, r["missing"], "", "", "", "", "", ""])
             continue
@@ -169,7 +188,7 @@ def full_size_table(records: list[dict[str, Any]], repeats: int) -> dict[str, An
         rows.append([*head, f"{fmt(r['setup_s'], '.2f')} ({fmt(r['setup_wall_s'], '.2f')})", fmt(r["peak_mib"], ".0f"),
                      fmt(r["forward_ms"], ".0f"), fmt(r["adjoint_ms"], ".0f"), fmt(r["batch8_forward_ms"], ".0f"),
                      fmt(r["batch8_adjoint_ms"], ".0f"), "; ".join(notes)])
-    return table("CT at full size: parallel beam 512x512, set-up, memory, forward / adjoint (#17)",
+    return table("CT at full size: 512x512 parallel (and fan) beams, set-up, memory, forward / adjoint (#17)",
                  ["geometry", "implementation", "set-up CPU s (wall)", "peak MiB", "forward ms", "adjoint ms",
                   "batch-8 forward ms", "batch-8 adjoint ms", "notes"], rows,
                  conventions=(f"float32; times: CPU seconds of the process (time.process_time), medians of {repeats} "

@@ -21,6 +21,11 @@ from .geometry import (DEFAULT_MEMORY_BUDGET_MIB, as_angles, image_size_of, matr
 from .onthefly import Apply, generic_adjoint, generic_forward
 from .weights import n_candidates
 
+#: the norm of an operator without a stored matrix: power iterations in float32 to a relative change of 1e-6
+#: (6 where float64 to 1e-9 took 9, each up to ~1.7x cheaper; the estimate within ~1e-7 of the float64 one)
+NORM_FLY_DTYPE = torch.float32
+NORM_FLY_TOL = 1e-6
+
 
 class CTProjector(LinearOperator):
     """Base of the CT projectors: geometry checks, the matrix / on-the-fly choice, forward and adjoint.
@@ -125,8 +130,8 @@ class CTProjector(LinearOperator):
         return _matrix.BUILD_SECONDS.get(self.key())
 
     def _norm(self) -> float:
-        """``||A_raw||`` (cached per geometry): from the float64 matrices when they are stored, else the same
-        power method on the on-the-fly operator."""
+        """``||A_raw||`` (cached per geometry): from the float64 matrices when they are stored, else the power
+        method on the on-the-fly operator (:data:`NORM_FLY_DTYPE`, :data:`NORM_FLY_TOL`)."""
         key = self.key()
         if key not in _matrix.NORMS:
             if self.uses_matrix:
@@ -137,7 +142,7 @@ class CTProjector(LinearOperator):
                 def normal(v: torch.Tensor) -> torch.Tensor:
                     return self._raw_adjoint(self._raw_forward(v.view(1, -1))).view(-1)
 
-                _matrix.NORMS[key] = _matrix.norm_of(normal, n * n, torch.float64, "cpu")
+                _matrix.NORMS[key] = _matrix.norm_of(normal, n * n, NORM_FLY_DTYPE, "cpu", tol=NORM_FLY_TOL)
         return _matrix.NORMS[key]
 
     @property
@@ -146,8 +151,8 @@ class CTProjector(LinearOperator):
         return 1.0 / self._norm() if self.normalize else 1.0
 
     def norm_squared(self, *, dtype: torch.dtype | None = None, device=None) -> float:
-        """``||A||^2``: 1 when normalised, else the power-method estimate (once per geometry, in float64;
-        ``dtype`` and ``device`` are not needed)."""
+        """``||A||^2``: 1 when normalised, else the power-method estimate (once per geometry: from the float64
+        matrices when stored, else in float32 to 1e-6; ``dtype`` and ``device`` are not needed)."""
         return 1.0 if self.normalize else self._norm() ** 2
 
     # -- application ------------------------------------------------------------------------------
