@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import ConfigError, DataError
 from ..registry import did_you_mean
 from ..io.writers import write_json
-from .common import Log, Options, no_log
+from .common import Log, Options, load_average, no_log
 from .results import write_results
 
 SUITES = ("operators", "classical", "generative", "scaling", "smoke")
@@ -71,6 +71,7 @@ def run_suite(name: str, opts: Options, log: Log = no_log, plan: Any = None) -> 
     t0 = time.perf_counter()
     doc = module.run(opts, log, plan) if plan is not None else module.run(opts, log)
     doc["seconds"] = time.perf_counter() - t0
+    doc.setdefault("machine", {})["load_end"] = load_average()
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     plot = getattr(module, "plot", None)
     if plot is not None:

@@ -142,7 +142,16 @@ def machine_info(device: str) -> dict[str, Any]:
         "genrecon": __version__,
         "commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_start": load_average(),
     }
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (what other processes take from the cores a timing shares), None if unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def short_commit(commit: str) -> str:
@@ -158,7 +167,16 @@ def machine_line(m: dict[str, Any]) -> str:
     return (f"{m['cpu']}, {m['cores']} cores{mem}{gpu}; torch {m['torch']}, {m['threads']} torch thread(s) "
             f"(OMP_NUM_THREADS={m.get('omp_num_threads') or 'unset'}), device {m['device']}; "
             f"genrecon {m['genrecon']} at {short_commit(m['commit'])}; "
-            f"{m['date']}")
+            f"{m['date']}" + _load_note(m))
+
+
+def _load_note(m: dict[str, Any]) -> str:
+    """``; load 1.2 at start, 3.4 at end`` (1-minute averages) when recorded."""
+    start, end = m.get("load_start"), m.get("load_end")
+    if start is None and end is None:
+        return ""
+    parts = [f"{v:.1f} at {w}" for v, w in ((start, "start"), (end, "end")) if v is not None]
+    return f"; load (1-min average) {', '.join(parts)}"
 
 
 def apply_threads(threads: int | None) -> None:
