@@ -34,6 +34,7 @@ CASES = {  # name -> (make, kwargs): even / odd sizes, view counts that are not 
                                                  "angles": _uniform(11, 2 * math.pi, 0.3)}),
     "parallel_unsorted": (_parallel, {"n": 16, "angles": [2.9, 0.1, 5.5, 0.785398, 1.7, 4.0, 3.3]}),
     "parallel_normalised": (_parallel, {"n": 18, "views": 9, "normalize": True}),
+    "parallel_narrow_detector": (_parallel, {"n": 20, "views": 9, "n_detectors": 15}),  # rays miss the detector
     "fan_even": (_fan, {"n": 24, "views": 19}),
     "fan_odd_short": (_fan, {"n": 23, "views": 14, "angles": _uniform(14, 4.0, 0.2)}),
     "fan_normalised": (_fan, {"n": 16, "views": 10, "normalize": True}),

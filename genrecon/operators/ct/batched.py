@@ -44,13 +44,14 @@ class _Interp:
         self.val = torch.empty(max_rows, 2, k, dtype=dtype, device=device)
         self.val[:, 0] = 1.0
 
-    def __call__(self, pos: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def __call__(self, pos: torch.Tensor, offset: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """The CSR matrix of the positions ``pos`` ``(..., k)`` (overwritten); ``offset`` (table rows: twice the
-        pair) broadcasts to them."""
+        pair) broadcasts to them; ``clamp=False`` when the positions are known to lie inside ``[0, hi]``."""
         lead, k = pos.shape[:-1], self.k
         rows = pos.numel() // k
         col, val = self.col[:rows].view(*lead, 2, k), self.val[:rows].view(*lead, 2, k)
-        pos.clamp_(0, self.hi)
+        if clamp:
+            pos.clamp_(0, self.hi)
         first = col[..., 0, :]
         first.copy_(pos)  # truncation = floor: pos >= 0
         torch.add(offset, first, alpha=2, out=first)  # row 2 i + offset holds F, the next one dF
@@ -145,13 +146,15 @@ def adjoint(op, y: torch.Tensor) -> torch.Tensor:
             if interp is None or interp.k != nb:  # the last block may have fewer views
                 interp = _Interp(rc * (n + 1), nb, n_det, nb * (n_det + 1), dt, dev)
             offset = torch.arange(nb, dtype=torch.int32, device=dev) * (2 * n_det + 2)
-            slope = (m.view(-1, 1) * (av / du).view(1, -1)).to(dt)  # (N + 1, nb)
-            shift = ((ov - edge0) / du).to(dt).t()  # (N, nb)
+            slope, shift = m.view(-1, 1) * (av / du).view(1, -1), ((ov - edge0) / du).t()  # (N + 1, nb), (N, nb)
+            inside = bool((slope.amin(0) + shift.amin(0)).min() > 1e-3) and bool(
+                (slope.amax(0) + shift.amax(0)).max() < n_det - 1e-3)  # no position off the detector: no clamp
+            slope, shift = slope.to(dt), shift.to(dt)
             for r0 in range(0, n, rc):
                 r1 = min(n, r0 + rc)
                 pos = torch.empty(r1 - r0, n + 1, nb, dtype=dt, device=dev)
                 torch.add(slope, shift[r0:r1].unsqueeze(1), out=pos)
-                q = torch.sparse.mm(interp(pos, offset), table)
+                q = torch.sparse.mm(interp(pos, offset, clamp=not inside), table)
                 q = q.view(r1 - r0, n + 1, b)
                 acc[0 if row_view else 1][r0:r1] += q[:, 1:] - q[:, :-1]
     return (acc[0] + acc[1].transpose(0, 1)).permute(2, 0, 1).reshape(b, n * n)
