@@ -6,7 +6,7 @@ Nesterov momentum on ``p``. ``div = -grad^T``.
 
 The inner loop is the hot loop of FISTA-TV, so it runs on buffers made once per problem shape (no allocation
 per dual step or per call) with fourteen in-place or ``out=`` tensor operations per step, each one pass over
-memory-bound planes:
+memory-bound planes (plus two copies of an edge):
 
 - the dual field is stored padded with a zero first row and column, so the backward differences of the
   divergence are subtractions of strided views of the same buffer (no boundary cases), accumulated straight
