@@ -137,9 +137,16 @@ class LinearOperator(nn.Module):
         """
         cached = self.__dict__.get("_norm_squared")
         if cached is None:
-            cached = self._estimate_norm_squared(NORM_ITER, NORM_TOL, None, dtype, device)
+            cached = self._known_norm_squared()
+            if cached is None:
+                cached = self._estimate_norm_squared(NORM_ITER, NORM_TOL, None, dtype, device)
             self.__dict__["_norm_squared"] = cached
         return cached
+
+    def _known_norm_squared(self) -> float | None:
+        """``||A||^2`` when this operator knows it exactly in its current state (cached by :meth:`norm_squared`),
+        else None (the power method runs). The default knows nothing."""
+        return None
 
     def norm(self, n_iter: int | None = None, generator: torch.Generator | None = None, *,
              tol: float | None = None, dtype: torch.dtype | None = None, device=None) -> float:

@@ -188,17 +188,13 @@ class MultiCoilMRI(_CartesianMRI):
         coil_images = ifft2c(y * self._mask_for(y))
         return torch.sum(coil_images * self._maps_for(y).conj(), dim=1, keepdim=True)
 
-    def norm_squared(self, *, dtype: torch.dtype | None = None, device=None) -> float:
-        """``||A||^2``, computed once and cached (see :meth:`LinearOperator.norm_squared` for the arguments).
-
-        A full mask gives it exactly: ``A^H A = diag(sum_c |S_c|^2)``, so ``max_pixels sum_c |S_c|^2``. Otherwise
-        the base class's power method, on the shift-free :meth:`normal`. (``max sum_c |S_c|^2`` is then only an
-        upper bound; on ESPIRiT maps with a calibration region it is within 1e-3 of ``||A||^2``, but using it would
-        change the step size, so it is not used.)
+    def _known_norm_squared(self) -> float | None:
+        """A full mask gives ``||A||^2`` exactly: ``A^H A = diag(sum_c |S_c|^2)``, so ``max_pixels sum_c |S_c|^2``.
+        Otherwise None: the base class's power method, on the shift-free :meth:`normal`. (``max sum_c |S_c|^2`` is
+        then only an upper bound; on ESPIRiT maps with a calibration region it is within 1e-3 of ``||A||^2``, but
+        using it would change the step size, so it is not used.)
         """
-        if self.__dict__.get("_norm_squared") is None and bool(self.mask.all()):
-            self.__dict__["_norm_squared"] = float(self.maps.abs().square().sum(0).max())
-        return super().norm_squared(dtype=dtype, device=device)
+        return float(self.maps.abs().square().sum(0).max()) if bool(self.mask.all()) else None
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """``A^H A x = sum_c conj(S_c) F^H M F (S_c x)``, the per-coil normal without shifts (see the module)."""
