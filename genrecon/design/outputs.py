@@ -73,11 +73,13 @@ def write_report(folder: Path, report: dict) -> None:
     write_json(folder / "report.json", report)
     lines = [f"# design: {report['mode']}, {report['modality']}, budget {report['budget']}", "",
              f"sampler `{report['sampler']}`, {report['samples']} samples, batch {report['batch']}, score "
-             f"{report['score']}, diversity {report['diversity']}, seed {report['seed']}, {report['threads']} "
-             "thread(s)", ""]
+             f"{report['score']}, diversity {report['diversity']}, min_gap {report.get('min_gap', 0)}, seed "
+             f"{report['seed']}, {report['threads']} thread(s)", ""]
+    # score variance: the expected reduction of the total image variance (image units squared), not nats
+    unit = "image variance reduction" if report["score"] == "variance" else "gain (nats)"
     for d in report["designs"]:
         lines += [f"## {d['key']}: {d['rounds']} rounds, {d['seconds']:.1f} s", "",
-                  "| order | candidate | round | gain (nats) |", "|---|---|---|---|"]
+                  f"| order | candidate | round | {unit} |", "|---|---|---|---|"]
         for row in d["order"]:
             gain = "start" if row["gain"] is None else f"{row['gain']:.3f}"
             rnd = "" if row["round"] is None else str(row["round"])
