@@ -129,3 +129,29 @@ def test_config_takes_the_new_keys_and_refuses_bad_values():
         load_design_dict({**BASE, "design": {"budget": {"acceleration": 4}, "min_gap": -1}}, build=False)
     with pytest.raises(ConfigError, match="score"):
         load_design_dict({**BASE, "design": {"budget": {"acceleration": 4}, "score": "entropy"}}, build=False)
+
+
+def test_shipped_ct_config_keeps_its_gap_end_to_end(tmp_path):
+    """The shipped CT design (batch 4, min_gap 3), made tiny: the views of each round keep 3 degrees apart."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from genrecon.cli.main import app
+
+    out = tmp_path / "ct"
+    res = CliRunner().invoke(app, ["design", "--config", "configs/design_ct_30.yaml", "--set", f"output.dir={out}",
+                                   "--set", "sampler.params.steps=2", "--set", "sampler.params.samples=2",
+                                   "--set", "design.budget.n_views=14",
+                                   "--set", "design.start.n_views=2"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["min_gap"] == 3 and report["batch"] == 4
+    order = [row["candidate"] for row in report["designs"][0]["order"]]
+    assert len(order) == len(set(order)) == 14
+    steps = [(b - a) % 180 for a, b in zip(sorted(order), sorted(order)[1:] + sorted(order)[:1])]
+    assert min(steps) >= 3  # 14 views on 180 one-degree steps: the gap is always feasible
+    case = next((out / "cases").iterdir())
+    angles = yaml.safe_load((case / "angles.yaml").read_text())["angles"]["values_deg"]
+    assert len(angles) == 14
