@@ -12,6 +12,7 @@ from ..grid import PriorGrid, check_grid, clamp_range
 from .gradient import gradient_step
 from .params import DPSParams
 from .projected import projected_step, start_image
+from .safeguard import finish, pooled_std
 
 
 @RECONSTRUCTORS.register("dps")
@@ -28,7 +29,10 @@ class DPS(Reconstructor):
     (:mod:`genrecon.reconstructors.grid`); the callback's estimates are ``U x0_hat``.
 
     ``info``: ``nfe``, ``phase``, ``n_samples``, ``steps``, ``consistency``, ``tv_weight`` (and its old key ``tv``),
-    ``rounds``, ``grid`` (``same`` or ``upsample``); with ``samples > 1`` ``std`` (the samples' per-pixel std) and ``samples`` (if at most 16).
+    ``rounds``, ``grid`` (``same`` or ``upsample``); with ``samples > 1`` ``std`` (the samples' per-pixel std, or with
+    ``std_calibration: pooled`` the calibrated one and ``std_kappa``) and ``samples`` (if at most 16); with
+    ``safeguard: residual`` ``safeguard_rho``, ``safeguard_anchor``, ``safeguard_fired``
+    (:mod:`~genrecon.reconstructors.dps.safeguard`).
     """
 
     #: one measurement per call (the samples of one case are the batch)
@@ -89,6 +93,7 @@ class DPS(Reconstructor):
     # -- sampling -------------------------------------------------------------------------------
     def reconstruct(self, y, op, *, x0=None, generator=None, callback=None):
         upsampled = self.check(op)
+        full_op = op
         self._rotor, phi, grid = None, None, None
         if self.phase == "lowres" and op.complex_domain:
             from ...priors.adapters import lowres_phase
@@ -168,12 +173,21 @@ class DPS(Reconstructor):
                                  tv_weight=self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight)
             if self.clip:  # the prior's range, as the samples at the prior's size
                 images = clamp_range(images, self.intensity_scale, keep_phase=phi is not None)
+        safeguard = {}
+        if self.safeguard == "residual":  # the finish at the image's size, after the grid's refinement
+            images, safeguard = finish(self, images, y.to(device), full_op)
+            if self.clip:
+                images = clamp_range(images, self.intensity_scale, keep_phase=phi is not None)
         mags = images.abs() if phi is not None else images.real if images.is_complex() else images
         self.info.update(nfe=nfe, phase=self.phase, n_samples=n, steps=self.steps, consistency=self.consistency,
                          tv_weight=self.tv_weight, rounds=self.rounds,
                          grid="upsample" if grid is not None else "same")
         self.info["tv"] = self.tv_weight  # the old key of tv_weight, kept while the parameter tv is
-        if n > 1:
+        self.info.update(safeguard)
+        if n > 1 and self.std_calibration == "pooled":
+            self.info["std"], self.info["std_kappa"] = pooled_std(mags, images, y.to(device), full_op,
+                                                                  pool=self.std_pool, noise_sigma=self.noise_sigma)
+        elif n > 1:
             self.info["std"] = mags.std(dim=0, unbiased=True)
             if n <= 16:
                 self.info["samples"] = mags.detach().cpu()
