@@ -94,6 +94,8 @@ def test_safeguard_moves_a_mismatched_prior_to_the_tv_solution():
     # the safeguard lands at the TV solution's error, not at the prior's (measured 1.01x)
     assert mse(out) < 1.25 * mse(ref)
     assert out.min() >= 0 and rec.info["std"].shape == (1, 16, 16) and rec.info["std_kappa"] >= 1.0
+    assert rec.info["samples"].shape == (2, 1, 16, 16)  # the finished samples, whose mean is the estimate
+    assert torch.allclose(rec.info["samples"].mean(0, keepdim=True), out)
 
 
 def test_safeguard_parameters():

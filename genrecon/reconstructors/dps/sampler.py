@@ -189,7 +189,7 @@ class DPS(Reconstructor):
                                                                   pool=self.std_pool, noise_sigma=self.noise_sigma)
         elif n > 1:
             self.info["std"] = mags.std(dim=0, unbiased=True)
-            if n <= 16:
-                self.info["samples"] = mags.detach().cpu()
+        if 1 < n <= 16:
+            self.info["samples"] = mags.detach().cpu()
         est = images.mean(dim=0, keepdim=True) if self.estimate == "mean" else images[:1]
         return est
