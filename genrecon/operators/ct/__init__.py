@@ -14,7 +14,8 @@ Two ways to apply that matrix ``A`` (rays x pixels), chosen per operator by ``ma
       in torch, and applied as two CSR matrices with int32 indices; the fastest per call, memory ~ N^2 V.
     - on the fly (:mod:`.onthefly`): the weights recomputed per block of views and never kept (a parallel beam
       by cumulative sums along image rows and detector bins, other geometries from the same per-block
-      (pixel, bin, weight) triples as the matrix build); memory ~ one block, set-up free.
+      (pixel, bin, weight) triples as the matrix build); memory ~ one block, set-up free. A batch computes
+      each block's weights once for all its images (:mod:`.batched`, sparse products with batch-last tables).
 
 ``auto`` (the default) stores the matrix when its build's peak (~2.5x the kept matrices, :meth:`matrix_bytes`)
 fits ``memory_budget_mib`` (default 4096). Either way the adjoint is the transpose of the very same entries,

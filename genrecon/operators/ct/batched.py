@@ -11,10 +11,14 @@ per-tile / per-block differences as :mod:`.onthefly`: the results agree with it 
 to float rounding.
 
 Forward: for each block of views and each tile of :data:`~.onthefly.TILE_ROWS` image rows, the tile's rows
-are summed at the window of bin edges their footprints cover (one CSR row per (tile, view, edge), ``2 h``
-entries); a second CSR matrix takes, per (view, bin), the bin's difference in every tile window (values below
-and above a window are 0 or the tile's row sums) times ``sign(a) / du``. Adjoint: one CSR row per (image row,
-pixel boundary), ``2 nb`` entries (the block's views), then the boundary differences per block.
+are summed at the window of bin edges their footprints cover, one edge more on each side (one CSR row per
+(tile, view, edge), ``2 h`` entries); a second CSR matrix takes, per (view, bin), the bin's difference in every
+tile window (beyond a window the tile's sums are constant: the differences vanish) times ``sign(a) / du``.
+Adjoint: one CSR row per (image row, pixel boundary), ``2 nb`` entries (the block's views), then the boundary
+differences per block. The cumulative sums are centred (from minus half a row's sum to plus half): constants
+cancel in the differences, and the float32 sums stay smaller. Measured at 512 x 512 with 720 views, one thread:
+8 images in 1.7-2.5 s per forward or adjoint (one image with the per-image path: 1.1-1.5 s), temporaries
+~100 MiB.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ from .geometry import (DEFAULT_MEMORY_BUDGET_MIB, as_angles, image_size_of, matr
 from .onthefly import Apply, generic_adjoint, generic_forward
 from .weights import n_candidates
 
-#: the norm of an operator without a stored matrix: power iterations in float32 to a relative change of 1e-6
-#: (6 where float64 to 1e-9 took 9, each up to ~1.7x cheaper; the estimate within ~1e-7 of the float64 one)
-NORM_FLY_DTYPE = torch.float32
+#: the norm of an operator without a stored matrix: power iterations (from a constant image) in float64 to a
+#: relative change of 1e-6: 6 where 1e-9 took 9, the estimate within ~1e-7 of that one (measured at 128-256
+#: pixels, parallel and fan); float32 iterations were no faster at 256 (their rounding needs 7-8 to reach 1e-6)
+NORM_FLY_DTYPE = torch.float64
 NORM_FLY_TOL = 1e-6
 
 
@@ -152,7 +153,7 @@ class CTProjector(LinearOperator):
 
     def norm_squared(self, *, dtype: torch.dtype | None = None, device=None) -> float:
         """``||A||^2``: 1 when normalised, else the power-method estimate (once per geometry: from the float64
-        matrices when stored, else in float32 to 1e-6; ``dtype`` and ``device`` are not needed)."""
+        matrices when stored, else to a relative change of 1e-6; ``dtype`` and ``device`` are not needed)."""
         return 1.0 if self.normalize else self._norm() ** 2
 
     # -- application ------------------------------------------------------------------------------
