@@ -85,7 +85,7 @@ def test_the_suite_overrides_only_what_its_options_say(tmp_path, monkeypatch):
         assert {k: v for k, v in got["params"].items() if k not in expected} == \
                {k: v for k, v in want.get("params", {}).items() if k not in expected}
     # a prior that cannot be read: that method is reported missing with the reason, the others run
-    monkeypatch.setattr(generative, "_prior_problem", lambda prior: "not shipped" if prior and "diffusion" in prior
+    monkeypatch.setattr(generative, "prior_problem", lambda prior: "not shipped" if prior and "diffusion" in prior
                         else None)
     raw, missing = generative.run_config("ct30", plan_, opts, tmp_path / "run")
     assert {m["method"] for m in missing} == {"dps", "dps_project", "dps_project_tv"}
