@@ -7,6 +7,7 @@ any config gives them (``mask: {name: file}``, ``angles: {kind: list}``), throug
 
     python scripts/bench_design.py --modality mri --slices 4 --out runs/bench-design     # MRI 8x
     python scripts/bench_design.py --modality ct --slices 4 --out runs/bench-design      # CT 30 views
+    python scripts/bench_design.py --modality mri --slices 2 --batch 1 --blocks 8,8 --no-population  # 2-D blocks
 
 Data: genrecon's prepared datasets (``python scripts/prepare_data.py all``). MRI: ``test_subject`` (a subject no
 training set holds); CT: ``val`` by default (held-out slabs of the training subjects: the CT unseen subject is a
@@ -185,6 +186,9 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=None, help="CT: equally spaced start views (default budget / 5)")
     ap.add_argument("--samples", type=int, default=None, help="posterior samples per design round (default 8)")
     ap.add_argument("--methods", default=None, help="comma-separated reconstruction methods (default all)")
+    ap.add_argument("--blocks", default=None, metavar="BY,BX",
+                    help="MRI: 2-D k-space blocks of BY x BX points as candidates (design.candidates: blocks); the "
+                         "column design of the same settings and the 2-D fixed patterns are compared too")
     ap.add_argument("--out", default="runs/bench-design")
     ap.add_argument("--figure", default=None, help="only compose the patterns figure into this PNG from --out")
     args = ap.parse_args()
@@ -220,18 +224,35 @@ def main() -> None:
         out = out.with_name(out.name + f"_samples{args.samples}")
     if args.methods:
         s["methods"] = {m: s["methods"][m] for m in args.methods.split(",")}
+    column_design = None
+    if args.blocks:
+        if mod != "mri":
+            ap.error("--blocks is for MRI")
+        by, bx = (int(v) for v in args.blocks.split(","))
+        column_design = dict(s["design"])
+        s["design"] = {**s["design"], "candidates": "blocks", "block": [by, bx]}
+        out = out.with_name(out.name + f"_blocks{by}x{bx}")
     load = os.getloadavg()
     test_idx = _spread(_n_slices(s["file"], split), args.slices)
     train_idx = _spread(_n_slices(s["file"], "train"), args.train)
     t0 = time.perf_counter()
     adaptive = run_design(load_design_dict(design_config(mod, split, test_idx, "adaptive", out / "adaptive")))
+    columns = None
+    if column_design is not None:  # the same settings with whole columns as candidates, for comparison
+        blocks_design, s["design"] = s["design"], column_design
+        columns = run_design(load_design_dict(design_config(mod, split, test_idx, "adaptive", out / "columns")))
+        s["design"] = blocks_design
     t1 = time.perf_counter()
     population = None if args.no_population else run_design(load_design_dict(design_config(
         mod, "train", train_idx, "population", out / "population", args.population_batch)))
     t2 = time.perf_counter()
     print(f"designs: adaptive {t1 - t0:.0f} s, population {t2 - t1:.0f} s", file=sys.stderr, flush=True)
     methods = {label: RECONSTRUCTORS.build(name, params) for label, (name, params) in s["methods"].items()}
-    base = baselines_of(mod, out / "adaptive")
+    if columns is None:
+        base = baselines_of(mod, out / "adaptive")
+    else:  # the column patterns of the same budget, and the 2-D ones (random / variable-density blocks, ...)
+        base = {**baselines_of(mod, out / "columns"),
+                **{p.name[:-len("_mask.npy")]: p for p in sorted((out / "adaptive" / "baselines").glob("*_mask.npy"))}}
     pop = None if population is None else patterns_of(mod, out / "population")["pattern"]
     import h5py
 
@@ -246,6 +267,9 @@ def main() -> None:
                     "population": pop, **base}
             if pop is None:
                 del pats["population"]
+            if columns is not None:
+                pats = {"adaptive": pats["adaptive"], "columns": out / "columns" / "cases" / case_dirname(key) / "mask.npy",
+                        **{k: v for k, v in pats.items() if k != "adaptive"}}
             image = torch.from_numpy(np.asarray(images[index], dtype=np.float32))[None]
             for pname, pattern in pats.items():
                 y, op, truth = measure(mod, image, pattern, key)
@@ -276,7 +300,16 @@ def main() -> None:
            "population_pattern": population["designs"][0]["pattern"] if population else None, "rows": rows, "mean_psnr": summary,
            "verdict": verdict}
     write_json(out / "results.json", doc)
-    pnames = ["adaptive", *(["population"] if population else []), *fixed]
+    if columns is not None:
+        two_d = [p for p in fixed if p.endswith("_blocks") or p in ("gaussian2d", "poisson_disc")]
+        for m, by in summary.items():
+            best_2d = max(two_d, key=lambda p: by[p])
+            verdict[m].update({"best_fixed_2d": best_2d, "adaptive_minus_best_2d_db": by["adaptive"] - by[best_2d],
+                               "adaptive_minus_columns_db": by["adaptive"] - by["columns"]})
+        doc["verdict"] = verdict
+        doc["column_design_seconds"] = [d["seconds"] for d in columns["designs"]]
+        write_json(out / "results.json", doc)
+    pnames = ["adaptive", *(["columns"] if columns else []), *(["population"] if population else []), *fixed]
     print(f"| method | {' | '.join(pnames)} | best fixed | adaptive - best fixed | population - best fixed |")
     print("|---" * (len(pnames) + 4) + "|")
     for m, by in summary.items():

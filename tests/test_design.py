@@ -284,7 +284,7 @@ def test_bad_design_configs_are_refused_in_one_message(change, words):
         load_design_dict({**BASE, **change}, build=False)
 
 
-@pytest.mark.parametrize("name", ["design_mri_8x.yaml", "design_ct_30.yaml"])
+@pytest.mark.parametrize("name", ["design_mri_8x.yaml", "design_mri_8x_2d.yaml", "design_ct_30.yaml"])
 def test_shipped_design_configs_validate(name):
     from pathlib import Path
 

@@ -10,6 +10,7 @@ a scanner can use). Fixed patterns of the same budget come with it (:mod:`.basel
 config reads (``mask: {name: file, path: ...}``, ``angles: {kind: list, values_deg: [...]}``; :mod:`.outputs`).
 
 Modules: ``score`` (pure: whitening, gains, conditioning, greedy selection), ``problem`` (MRI columns, CT views),
+``blocks`` (MRI 2-D k-space point sets, ``design.candidates: blocks``),
 ``loop`` (rounds, seeds, state), ``baselines``, ``config`` (the design YAML), ``outputs`` (files), ``run``
 (the output folder: lock, resume, report).
 
@@ -19,11 +20,12 @@ Layer: above pipeline/evaluation, below the CLI (tests/test_layers.py).
 from __future__ import annotations
 
 from .baselines import ct_baselines, mri_baselines
+from .blocks import MRIBlocks, block_baselines
 from .config import DesignConfig, load_design, load_design_dict
 from .loop import Item, new_state, run_rounds
 from .problem import CTViews, MRIColumns
 from .run import run_design
 from .score import gains, select, whiten
 
-__all__ = ["CTViews", "DesignConfig", "Item", "MRIColumns", "ct_baselines", "gains", "load_design",
+__all__ = ["CTViews", "DesignConfig", "Item", "MRIBlocks", "MRIColumns", "block_baselines", "ct_baselines", "gains", "load_design",
            "load_design_dict", "mri_baselines", "new_state", "run_design", "run_rounds", "select", "whiten"]

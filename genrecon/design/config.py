@@ -1,6 +1,7 @@
 """The design config: one YAML file, validated in full (with the run config's checks) before any work starts.
 
-YAML (MRI; CT replaces ``budget``/``start`` by ``n_views`` and takes ``candidates``)::
+YAML (MRI; CT replaces ``budget``/``start`` by ``n_views`` and takes ``candidates`` as a number of angles;
+MRI takes ``candidates: blocks`` with ``block: [by, bx]`` for 2-D k-space point sets, :mod:`.blocks`)::
 
     version: 1
     seed: 0
@@ -86,8 +87,12 @@ class DesignSection:
         default=0, metadata={"ge": 0, "doc": "coverage rule: each choice at least this many grid steps (CT: angle "
                                             "steps, on the circle; MRI: columns) from every measured or chosen "
                                             "candidate while any is left (0: off)"})
-    candidates: int | None = field(
-        default=None, metadata={"ge": 2, "doc": "CT: angles on the candidate grid over 180 deg (default 180)"})
+    candidates: int | Literal["columns", "blocks"] | None = field(
+        default=None, metadata={"doc": "CT: angles on the candidate grid over 180 deg (default 180); MRI: columns "
+                                       "(default) or blocks (2-D k-space point sets, design.block)"})
+    block: tuple[int, ...] | None = field(
+        default=None, metadata={"doc": "MRI candidates: blocks: [by, bx] points per block, tiling the k-space "
+                                       "grid (default [8, 8])"})
     stages: int = field(default=3, metadata={"ge": 0, "doc": "rounds whose std maps are saved as PNG"})
     baselines: bool = field(default=True, metadata={"doc": "also write the fixed patterns of the same budget"})
 
@@ -135,9 +140,16 @@ def _budget_problems(modality: str, d: DesignSection) -> list[str]:
     if modality == "mri":
         if b.acceleration is None:
             out.append("design.budget: MRI needs acceleration (e.g. 8)")
-        for name, value in (("budget.n_views", b.n_views), ("start.n_views", s.n_views), ("candidates", d.candidates)):
+        for name, value in (("budget.n_views", b.n_views), ("start.n_views", s.n_views)):
             if value is not None:
                 out.append(f"design.{name}: only for CT")
+        if isinstance(d.candidates, int):
+            out.append("design.candidates: a number of angles is only for CT; MRI takes columns or blocks")
+        if d.block is not None:
+            if d.candidates != "blocks":
+                out.append("design.block: only with design.candidates: blocks")
+            if len(d.block) != 2 or min(d.block) < 1:
+                out.append(f"design.block: expected [by, bx], two positive integers, got {list(d.block)}")
         if b.acceleration and s.center_fraction and s.center_fraction * b.acceleration >= 1:
             out.append(f"design.start.center_fraction: the centre ({s.center_fraction}) must hold less than "
                        f"1/acceleration of the columns ({1 / b.acceleration:.4g})")
@@ -147,7 +159,12 @@ def _budget_problems(modality: str, d: DesignSection) -> list[str]:
         for name, value in (("budget.acceleration", b.acceleration), ("start.center_fraction", s.center_fraction)):
             if value is not None:
                 out.append(f"design.{name}: only for MRI")
-        n_cand = d.candidates or 180
+        if isinstance(d.candidates, str) or d.block is not None:
+            out.append("design.candidates: columns / blocks (and design.block) are only for MRI; CT takes a "
+                       "number of angles")
+        n_cand = d.candidates if isinstance(d.candidates, int) else 180
+        if n_cand < 2:
+            out.append(f"design.candidates: at least 2 angles, got {n_cand}")
         if b.n_views is not None and b.n_views > n_cand:
             out.append(f"design.budget.n_views: {b.n_views} views from a grid of {n_cand} candidates; raise "
                        "design.candidates")

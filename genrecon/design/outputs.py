@@ -2,7 +2,8 @@
 
 Files (every one written atomically by :mod:`genrecon.io.writers`):
 
-- MRI: ``mask.npy`` (bool ``(H, W)``: ``simulate.mask: {name: file, path: .../mask.npy}``) and ``mask.png``;
+- MRI: ``mask.npy`` (bool ``(H, W)``: ``simulate.mask: {name: file, path: .../mask.npy}``) and ``mask.png``,
+  for columns and 2-D blocks alike (:func:`write_mask`);
 - CT: ``angles.yaml`` (``angles: {kind: list, values_deg: [...]}``, paste into ``simulate``), ``angles.npy``
   (float64 degrees) and ``angles.png`` (one spoke per view);
 - ``std_round_<r>.png``: the posterior std map when round ``r`` was scored (one window for all rounds);
@@ -25,10 +26,7 @@ def write_pattern(problem, folder: Path, chosen: list[int], *, stem: str = "") -
     """Write the pattern of ``chosen`` under ``folder`` (names prefixed by ``stem``); return the file names."""
     folder.mkdir(parents=True, exist_ok=True)
     if problem.modality == "mri":
-        mask = problem.pattern(chosen).numpy()
-        write_npy(folder / f"{stem}mask.npy", mask)
-        write_png(folder / f"{stem}mask.png", mask.astype(np.float64), vmin=0.0, vmax=1.0)
-        return [f"{stem}mask.npy", f"{stem}mask.png"]
+        return write_mask(folder, problem.pattern(chosen), stem=stem)
     angles = problem.pattern(chosen)
     snippet = yaml.safe_dump({"angles": {"kind": "list", "values_deg": [round(a, 6) for a in angles]}},
                              default_flow_style=None, sort_keys=False, width=100)
@@ -36,6 +34,15 @@ def write_pattern(problem, folder: Path, chosen: list[int], *, stem: str = "") -
     write_npy(folder / f"{stem}angles.npy", np.asarray(angles, dtype=np.float64))
     write_png(folder / f"{stem}angles.png", angle_diagram(angles, 256).astype(np.float64), vmin=0.0, vmax=255.0)
     return [f"{stem}angles.yaml", f"{stem}angles.npy", f"{stem}angles.png"]
+
+
+def write_mask(folder: Path, mask: torch.Tensor, *, stem: str = "") -> list[str]:
+    """A bool k-space mask ``(H, W)`` (columns or 2-D points) as ``<stem>mask.npy`` and ``<stem>mask.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    m = mask.numpy().astype(bool)
+    write_npy(folder / f"{stem}mask.npy", m)
+    write_png(folder / f"{stem}mask.png", m.astype(np.float64), vmin=0.0, vmax=1.0)
+    return [f"{stem}mask.npy", f"{stem}mask.png"]
 
 
 def write_stage(folder: Path, round_index: int, std: torch.Tensor, vmax: float) -> str:
@@ -75,6 +82,10 @@ def write_report(folder: Path, report: dict) -> None:
              f"sampler `{report['sampler']}`, {report['samples']} samples, batch {report['batch']}, score "
              f"{report['score']}, diversity {report['diversity']}, min_gap {report.get('min_gap', 0)}, seed "
              f"{report['seed']}, {report['threads']} thread(s)", ""]
+    if report.get("candidate_kind") == "blocks":
+        by, bx = report["block"]
+        lines += [f"candidates: {report['candidates']} k-space blocks of {by}x{bx} points (2-D; mask.png shows "
+                  f"the mask), budget {report['budget']} blocks = {report['budget'] * by * bx} points", ""]
     # score variance: the expected reduction of the total image variance (image units squared), not nats
     unit = "image variance reduction" if report["score"] == "variance" else "gain (nats)"
     for d in report["designs"]:

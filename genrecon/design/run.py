@@ -6,6 +6,7 @@ Layout of the output folder::
     state/<case>.json             the loop's state after each round (state/population.json for a population)
     cases/<case>/mask.npy ...     adaptive: each slice's pattern, picture, std maps and design.json
     mask.npy | angles.yaml ...    population: the shared pattern (and std maps of its first slice)
+                                  (MRI: a bool (H, W) mask, columns or 2-D blocks alike)
     baselines/<name>_mask.npy     fixed patterns of the same budget (random, equispaced, ...)
     report.json, report.md        the order of acquisition and the gain of each choice, per design
 
@@ -34,9 +35,10 @@ from ..pipeline.plan import case_dirname, case_key, load_case, make_loader, plan
 from ..seeding import derive_seed
 from ..simulate import ct as ct_sim
 from .baselines import ct_baselines, mri_baselines
+from .blocks import DEFAULT_BLOCK, MRIBlocks, block_baselines
 from .config import DesignConfig, design_dict
 from .loop import Item, new_state, run_rounds
-from .outputs import design_record, write_pattern, write_report, write_stage
+from .outputs import design_record, write_mask, write_pattern, write_report, write_stage
 from .problem import CTViews, MRIColumns, rounds_needed, stage_rounds
 
 Progress = Callable[..., None]
@@ -50,6 +52,12 @@ def _settings_hash(cfg: DesignConfig) -> str:
     d.pop("output", None)
     if not d["design"].get("min_gap"):  # the default: designs made before the key existed still resume
         d["design"].pop("min_gap", None)
+    if d["design"].get("candidates") == "columns":  # the MRI default, spelled out
+        d["design"]["candidates"] = None
+    if d["design"].get("block") is None:  # likewise (the key came with 2-D blocks)
+        d["design"].pop("block", None)
+    elif d["design"].get("candidates") == "blocks":
+        d["design"]["block"] = list(d["design"]["block"])
     return config_hash(d)
 
 
@@ -75,6 +83,8 @@ def build_problem(cfg: DesignConfig, image: torch.Tensor):
     """The design problem of ``cfg`` for images like ``image`` ``(1, H, W)``."""
     sim = cfg.run.simulate
     if cfg.modality == "mri":
+        if cfg.design.candidates == "blocks":
+            return MRIBlocks(tuple(image.shape[-2:]), float(sim.noise.sigma), tuple(cfg.design.block or DEFAULT_BLOCK))
         return MRIColumns(tuple(image.shape[-2:]), sigma=float(sim.noise.sigma))
     return CTViews(sim, int(image.shape[-1]), cfg.design.candidates or 180)
 
@@ -186,18 +196,26 @@ def _run(cfg: DesignConfig, out: Path, h: str, threads: int, progress: Progress)
     start, budget = start_and_budget(cfg, problem)
     baselines = {}
     if cfg.design.baselines:
-        if problem.modality == "mri":
-            pats = mri_baselines(problem.n_candidates, start, budget, seed=cfg.seed)
+        if isinstance(problem, MRIBlocks):  # 2-D masks: the report holds their point counts
+            for name, mask in block_baselines(problem, start, budget, seed=cfg.seed).items():
+                write_mask(out / "baselines", mask, stem=f"{name}_")
+                baselines[name] = {"points": int(mask.sum()), "file": f"baselines/{name}_mask.npy"}
         else:
-            pats = ct_baselines(problem.n_candidates, budget, seed=cfg.seed)
-        for name, chosen in pats.items():
-            write_pattern(problem, out / "baselines", chosen, stem=f"{name}_")
-            baselines[name] = chosen if problem.modality == "mri" else problem.pattern(chosen)
+            if problem.modality == "mri":
+                pats = mri_baselines(problem.n_candidates, start, budget, seed=cfg.seed)
+            else:
+                pats = ct_baselines(problem.n_candidates, budget, seed=cfg.seed)
+            for name, chosen in pats.items():
+                write_pattern(problem, out / "baselines", chosen, stem=f"{name}_")
+                baselines[name] = chosen if problem.modality == "mri" else problem.pattern(chosen)
     report = {"mode": cfg.design.mode, "modality": problem.modality, "budget": budget, "n_start": len(start),
               "candidates": problem.n_candidates, "noise_sigma": problem.sigma, "sampler": cfg.sampler.get("name"),
               "samples": (cfg.sampler.get("params") or {}).get("samples"), "batch": cfg.design.batch,
               "score": cfg.design.score, "diversity": cfg.design.diversity,
               "min_gap": cfg.design.min_gap, "seed": cfg.seed, "threads": threads,
+              "candidate_kind": "blocks" if isinstance(problem, MRIBlocks) else ("columns" if problem.modality == "mri"
+                                                                              else "views"),
+              "block": list(problem.block) if isinstance(problem, MRIBlocks) else None,
               "cases": [c.key for c in cases], "seconds_this_run": time.perf_counter() - t0,
               "designs": designs, "baselines": baselines, "hash": h}
     write_report(out, report)
