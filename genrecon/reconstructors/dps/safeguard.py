@@ -1,20 +1,10 @@
 """Robustness under prior mismatch (issue 18 part 4): a residual safeguard and a calibrated std for ``dps``.
 
-``safeguard: residual`` finishes each sample ``x_i`` with the ``project`` step's own solver,
-:func:`~genrecon.reconstructors.dps.projected.data_consistency` (``refine_iter`` CG iterations, then as many
-TV-FISTA iterations with ``refine_tv_weight`` or ``tv_weight``, ``x >= 0`` with ``nonneg``)::
-
-    x_i <- argmin_x 1/2 ||A x - y||^2 + g/2 ||x - x_i||^2 + tv TV(x),   g = safeguard_gamma ||A||^2 min(1, f / rho)
-
-``rho`` is the discrepancy of the samples: their mean misfit ``||A x_i - y||^2`` over the misfit of the
-TV-regularised least-squares image (``start_image``: what a classical TV reconstruction fits of these data, the
-noise level as the data themselves show it), ``f`` = ``safeguard_factor``. Samples that fit the data about as well
-as TV keep the anchor ``safeguard_gamma``; samples ``rho > f`` times worse (the prior is off its manifold) are
-anchored ever more weakly, and the finish moves to the TV solution warm-started at them: the estimate degrades
-towards FISTA-TV, not below it. Give a TV weight: without one the reference is a least-squares fit, which fits
-the noise too, and ``rho`` grows with the noise. Measured on the generative suite: benchmarks/generalisation.md
-(where ``rho`` exceeded 10 on every slice, also where the samples beat FISTA-TV by 3 dB: gradient DPS never fits
-the data to the noise level, so ``safeguard_gamma`` is set per setting).
+``safeguard: residual`` finishes each sample with :func:`genrecon.reconstructors.safeguard.residual_finish` (shared
+with ``latent_inversion``; its docstring gives the finish), with ``dps``'s ``refine_iter``, ``refine_tv_weight`` or
+``tv_weight``, ``nonneg``, and ``safeguard_gamma`` (None: ``gamma``). Measured on the generative suite:
+benchmarks/generalisation.md (where ``rho`` exceeded 10 on every slice, also where the samples beat FISTA-TV by
+3 dB: gradient DPS never fits the data to the noise level, so ``safeguard_gamma`` is set per setting).
 
 ``std_calibration: pooled`` reports ``std = kappa sqrt((1 + 1/n) box_k(var))`` instead of the samples' plain
 per-pixel std: ``box_k`` averages the variance over ``std_pool x std_pool`` pixels (with 2-4 samples a per-pixel
@@ -30,41 +20,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...solvers.tv import TVProx
-from .projected import data_consistency, start_image
-
-#: the finish's anchor never drops below this (relative to ||A||^2): CG on A^H A alone is singular for MRI masks
-MIN_ANCHOR = 1e-6
-
-
-def sqnorm(r: torch.Tensor) -> torch.Tensor:
-    """``||r_i||^2`` per sample ``(N,)`` (real or complex)."""
-    r = r.real.square() + r.imag.square() if r.is_complex() else r.square()
-    return r.reshape(r.shape[0], -1).sum(1)
-
-
-def misfit(op, x: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    """``||A x_i - y||^2`` per sample ``(N,)``."""
-    return sqnorm(op(x) - yb)
+from ..safeguard import misfit, residual_finish, sqnorm
 
 
 def finish(dps, images: torch.Tensor, y: torch.Tensor, op) -> tuple[torch.Tensor, dict]:
-    """``safeguard: residual`` on the samples ``images`` ``(N, *domain)`` of the sampler ``dps`` (module
-    docstring): ``(finished samples, info)``."""
-    with torch.no_grad():
-        yb = y.expand(images.shape[0], *y.shape[1:])
-        aty = op.adjoint(yb)
-        lip = op.norm_squared(dtype=images.real.dtype, device=images.device)
-        weight = dps.tv_weight if dps.refine_tv_weight is None else dps.refine_tv_weight
-        prox = TVProx(weight, 5, nonneg=dps.nonneg) if weight > 0 or dps.nonneg else None
-        ref = start_image(op, aty[:1], gamma=MIN_ANCHOR * lip, lip=lip, tv_prox=prox)
-        ref_misfit = float(misfit(op, ref, yb[:1])[0])
-        rho = float(misfit(op, images, yb).mean()) / max(ref_misfit, torch.finfo(images.real.dtype).tiny)
-        gamma = dps.gamma if dps.safeguard_gamma is None else dps.safeguard_gamma
-        anchor = max(gamma * min(1.0, dps.safeguard_factor / rho), MIN_ANCHOR)
-        prox = TVProx(weight, 5, nonneg=dps.nonneg) if prox is not None else None  # a fresh dual variable
-        out = data_consistency(op, aty, images, gamma=anchor * lip, n_iter=dps.refine_iter, tv_prox=prox, lip=lip)
-    return out, {"safeguard_rho": rho, "safeguard_anchor": anchor, "safeguard_fired": rho > dps.safeguard_factor}
+    """``safeguard: residual`` on the samples ``images`` ``(N, *domain)`` of the sampler ``dps``: ``(finished
+    samples, info)`` (:func:`~genrecon.reconstructors.safeguard.residual_finish`)."""
+    weight = dps.tv_weight if dps.refine_tv_weight is None else dps.refine_tv_weight
+    gamma = dps.gamma if dps.safeguard_gamma is None else dps.safeguard_gamma
+    return residual_finish(images, y, op, tv_weight=weight, nonneg=dps.nonneg, gamma=gamma,
+                           factor=dps.safeguard_factor, n_iter=dps.refine_iter)
 
 
 def pooled_std(mags: torch.Tensor, images: torch.Tensor, y: torch.Tensor, op, *, pool: int,

@@ -16,6 +16,7 @@ from ...registry import RECONSTRUCTORS
 from ...sampling.latent import sqnorm
 from ..base import Reconstructor
 from ..grid import PriorGrid, check_grid
+from ..safeguard import residual_finish
 from . import anchored, csgm, hybrid, posterior
 from .params import LatentParams
 from .prior import WHO, resolve_prior
@@ -35,9 +36,10 @@ class LatentInversion(Reconstructor):
     ``info`` (one measurement; with a batch, lists and stacked tensors): ``data_misfit`` (``||A x - y|| / ||y||``),
     ``latent_norm``, ``restarts``, ``best_restart``, ``iterations``, ``objective``, ``intensity_scale``, ``nfe``
     (decoder calls); hybrid: ``u_fraction`` (``||u|| / ||x||``), ``u`` (``(1, H, W)``) and ``generator_kept``;
-    anchored: ``anchor_rounds``; with samples: ``std`` (``(1, H, W)``, real), ``map`` (the MAP image), ``samples``
-    (``(N, 1, H, W)``, only if ``N <= 16``), ``samples_drawn``, ``sampler``, ``noise_sigma``, ``laplace_clamped``,
-    ``posterior_std_mean``; Langevin: ``chains``, ``burn_in``, ``thin``, ``langevin_step``.
+    anchored: ``anchor_rounds``; ``safeguard: residual``: ``safeguard_rho``, ``safeguard_anchor``, ``safeguard_fired``
+    (:mod:`~genrecon.reconstructors.safeguard`); with samples: ``std`` (``(1, H, W)``, real), ``map`` (the MAP
+    image), ``samples`` (``(N, 1, H, W)``, only if ``N <= 16``), ``samples_drawn``, ``sampler``, ``noise_sigma``,
+    ``laplace_clamped``, ``posterior_std_mean``; Langevin: ``chains``, ``burn_in``, ``thin``, ``langevin_step``.
 
     ``callback(step, x)`` gets the current best restart's image ``(1, *domain)`` after each Adam iteration
     (before its update) or each L-BFGS function evaluation. ``x0`` is used by ``init: encoder`` only (the image to
@@ -173,6 +175,9 @@ class LatentInversion(Reconstructor):
             start = x0[b : b + 1].detach() if x0 is not None else None
             solve = self._solve_upsampled if upsampled else self._solve
             x, info = solve(y[b : b + 1], op, start, gen, callback)
+            if self.safeguard == "residual":  # at the image's size, after the grid's refinement
+                x, extra = self._safeguard(x, y[b : b + 1], op)
+                info.update(extra)
             outs.append(x)
             infos.append(info)
         self.info = _merge(infos)
@@ -246,6 +251,14 @@ class LatentInversion(Reconstructor):
                 info["std"] = interp(info["std"][None].to(y.real.dtype))[0]
         info["grid"] = "upsample"
         return x, info
+
+    def _safeguard(self, x, y, op) -> tuple[torch.Tensor, dict[str, Any]]:
+        """``safeguard: residual`` on the estimate ``x`` ``(1, *domain)``
+        (:func:`~genrecon.reconstructors.safeguard.residual_finish`)."""
+        weight = self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight
+        gamma = self.anchor_weight if self.safeguard_gamma is None else self.safeguard_gamma
+        return residual_finish(x, y, op, tv_weight=weight, nonneg=self.nonneg, gamma=gamma,
+                               factor=self.safeguard_factor, n_iter=self.refine_iter)
 
     def map_info(self, z, best: int, data, objective, y_norm: float, iterations: int, adapter) -> dict[str, Any]:
         """The report of a MAP estimate: restart ``best``'s misfit ``||A x - y|| / ||y||``, latent norm, objective."""
