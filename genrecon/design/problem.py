@@ -10,6 +10,9 @@ Two problems, one interface:
   Gaussian with std ``sigma`` on the line integrals (before the operator's normalisation). The pattern is a
   list of angles in degrees.
 
+A third, :class:`genrecon.design.blocks.MRIBlocks` (``design.candidates: blocks``), is :class:`MRIColumns` with
+2-D k-space point blocks as candidates.
+
 The full noisy measurement of every candidate is simulated once per case (:meth:`full`); a measured set is
 its restriction (:meth:`measure`), so a candidate's data never change between design rounds.
 
