@@ -139,7 +139,7 @@ def augment(
     """
     b, _, h, w = x.shape
     dev = x.device
-    u = torch.rand((3, b), generator=generator, device=generator.device, dtype=torch.float64).to(dev)
+    u = _uniform(generator, (3, b), 0.0, 1.0, dev)
     out = x
     if crop_min < 1:
         side = _uniform(generator, (b,), crop_min, 1.0, dev)
