@@ -115,14 +115,15 @@ def fetch_more(cache: Path | str, *, log: Log = None) -> dict[str, Source]:
 def more_from_cache(cache: Path | str) -> dict[str, Source]:
     """The five added volumes of an already fetched cache, by name (raises DataError if files are missing)."""
     extracted = Path(cache) / "extracted"
-    paths = {name: extracted / "pyradiomics" / member for name, member in _radiomics_members().items()}
+    members = _radiomics_members()
+    paths = {name: extracted / "pyradiomics" / member for name, member in members.items()}
     paths["pydeface_mean"] = extracted / "pydeface" / PYDEFACE_MEMBER
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise DataError(f"missing fetched file(s) {missing}; run 'python scripts/prepare_data.py fetch' first")
     out = {
         name: Source(name, paths[name], "pyradiomics (PyPI source distribution)", PYRADIOMICS.version,
-                     _radiomics_members()[name], PYRADIOMICS.licence, _RADIOMICS_NOTICE, _DESCRIPTIONS[name],
+                     members[name], PYRADIOMICS.licence, _RADIOMICS_NOTICE, _DESCRIPTIONS[name],
                      _RADIOMICS_CITE)
         for name in RADIOMICS_FILES
     }
