@@ -76,10 +76,11 @@ def _pip_download_sdist(pkg: Package, dest: Path, log: Log) -> Path:
     return dest / name
 
 
-def _extract_sdist(sdist: Path, dest: Path, wanted: list[str]) -> None:
+def _extract_sdist(sdist: Path, dest: Path, wanted: list[str], log: Log) -> None:
     todo = {m for m in wanted if not (dest / m).exists()}
     if not todo:
         return
+    say(log, f"unpack {sdist.name}")
     with tarfile.open(sdist, "r:gz") as tar:
         _copy_tar_members(tar, dest, todo)
     if todo:
@@ -103,9 +104,7 @@ def fetch_more(cache: Path | str, *, log: Log = None) -> dict[str, Source]:
     members = list(_radiomics_members().values()) + [
         PYRADIOMICS.copyright_file.format(version=PYRADIOMICS.version),
         RADIOMICS_DIR.format(version=PYRADIOMICS.version) + "README.md"]
-    if not all((extracted / "pyradiomics" / m).exists() for m in members):
-        say(log, f"unpack {sdist.name}")
-        _extract_sdist(sdist, extracted / "pyradiomics", members)
+    _extract_sdist(sdist, extracted / "pyradiomics", members, log)
     whl = _pip_download(PYDEFACE, cache / "pypi", log)
     _extract_wheel(whl, extracted / "pydeface", [PYDEFACE_MEMBER,
                                                  PYDEFACE.copyright_file.format(version=PYDEFACE.version)])
