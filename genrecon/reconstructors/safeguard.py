@@ -19,6 +19,9 @@ the noise too, and ``rho`` grows with the noise. Measured on the generative suit
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal
+
 import torch
 
 from ..solvers.tv import TVProx
@@ -26,6 +29,30 @@ from .dps.projected import data_consistency, start_image
 
 #: the finish's anchor never drops below this (relative to ||A||^2): CG on A^H A alone is singular for MRI masks
 MIN_ANCHOR = 1e-6
+
+
+@dataclass(frozen=True, kw_only=True)
+class SafeguardParams:
+    """The safeguard's parameters, shared by ``dps`` and ``latent_inversion`` (their ``Params`` derive from it)."""
+
+    safeguard: Literal["off", "residual"] = field(default="off", metadata={
+        "doc": "residual: finish the estimate (dps: each sample; latent_inversion: the MAP or posterior mean) with "
+               "dps's project solver, refine_iter CG + TV-FISTA iterations (refine_tv_weight or tv_weight, nonneg) "
+               "anchored at it with safeguard_gamma min(1, safeguard_factor / rho), rho = its misfit over a TV "
+               "solution's: off the prior's manifold the result moves to FISTA-TV (genrecon.reconstructors.safeguard); "
+               "off: the estimate as found"})
+    safeguard_factor: float = field(default=10.0, metadata={
+        "gt": 0, "doc": "safeguard: residual: misfit ratio rho above which the finish's anchor weakens as 1 / rho "
+                        "(info safeguard_fired)"})
+    safeguard_gamma: float | None = field(default=None, metadata={
+        "doc": "safeguard: residual: anchor of the finish on the estimate (relative to ||A||^2); None: the method's "
+               "own anchor (dps: gamma; latent_inversion: anchor_weight)"})
+
+    def safeguard_problems(self) -> list[str]:
+        """Problems with these parameters (the subclasses' ``problems()`` include them)."""
+        if self.safeguard_gamma is not None and self.safeguard_gamma <= 0:
+            return [f"safeguard_gamma must be > 0, got {self.safeguard_gamma}"]
+        return []
 
 
 def sqnorm(r: torch.Tensor) -> torch.Tensor:

@@ -10,10 +10,11 @@ from torch import nn
 
 from ..base import Renamed
 from ..grid import GridParams
+from ..safeguard import SafeguardParams
 
 
 @dataclass(frozen=True)
-class DPSParams(GridParams):
+class DPSParams(GridParams, SafeguardParams):
     """The YAML ``params`` of ``dps``; defaults are tuned on training slices (benchmarks/dps.md)."""
 
     prior: str | Path | nn.Module = field(metadata={
@@ -56,16 +57,6 @@ class DPSParams(GridParams):
     refine_time: float = field(default=0.05, metadata={
         "gt": 0, "lt": 1, "doc": "start time of the rounds after the first (fraction of the steps grid)"})
 
-    safeguard: Literal["off", "residual"] = field(default="off", metadata={
-        "doc": "residual: finish each sample with the project step's CG + TV-FISTA (refine_iter iterations, "
-               "refine_tv_weight or tv_weight, nonneg) anchored at it with safeguard_gamma min(1, safeguard_factor / "
-               "rho), rho = the samples' misfit over a TV solution's: off the prior's manifold the result moves "
-               "to FISTA-TV (genrecon.reconstructors.dps.safeguard); off: the samples as drawn"})
-    safeguard_factor: float = field(default=10.0, metadata={
-        "gt": 0, "doc": "safeguard: residual: misfit ratio rho above which the finish's anchor weakens as 1 / rho "
-                        "(info safeguard_fired)"})
-    safeguard_gamma: float | None = field(default=None, metadata={
-        "doc": "safeguard: residual: anchor of the finish on each sample (relative to ||A||^2); None: gamma"})
     std_calibration: Literal["none", "pooled"] = field(default="none", metadata={
         "doc": "info std: none (the samples' per-pixel std) or pooled (variance averaged over std_pool x std_pool "
                "pixels, x (1 + 1/n), widened by the misfit of the mean; genrecon.reconstructors.dps.safeguard)"})
@@ -97,8 +88,7 @@ class DPSParams(GridParams):
         elif (weight > 0 or self.nonneg) and self.consistency != "project" and self.safeguard == "off":
             out.append(f"{given} and nonneg act on the data-consistency step: set consistency: project (or "
                        "safeguard: residual)")
-        if self.safeguard_gamma is not None and self.safeguard_gamma <= 0:
-            out.append(f"safeguard_gamma must be > 0, got {self.safeguard_gamma}")
+        out.extend(self.safeguard_problems())
         if self.std_pool % 2 == 0:
             out.append(f"std_pool must be odd (a window centred on each pixel), got {self.std_pool}")
         if self.noise_sigma is not None and self.noise_sigma < 0:

@@ -10,10 +10,11 @@ from torch import nn
 
 from ..base import Renamed
 from ..grid import GridParams
+from ..safeguard import SafeguardParams
 
 
 @dataclass(frozen=True)
-class LatentParams(GridParams):
+class LatentParams(GridParams, SafeguardParams):
     """The YAML ``params`` of ``latent_inversion``; the ``hybrid_*`` ones also drive ``mode: anchored``."""
 
     prior: str | Path | nn.Module = field(metadata={
@@ -66,17 +67,6 @@ class LatentParams(GridParams):
     phase: Literal["zero", "lowres"] = field(default="zero", metadata={"doc": "phase of complex (MRI) images: zero or "
                                                                               "lowres"})
 
-    safeguard: Literal["off", "residual"] = field(default="off", metadata={
-        "doc": "residual: finish the estimate (MAP or posterior mean) with dps's project solver, refine_iter CG + "
-               "TV-FISTA iterations (refine_tv_weight or tv_weight, nonneg) anchored at it with safeguard_gamma "
-               "min(1, safeguard_factor / rho), rho = its misfit over a TV solution's: off the prior's manifold the "
-               "result moves to FISTA-TV (genrecon.reconstructors.safeguard); off: the estimate as found"})
-    safeguard_factor: float = field(default=10.0, metadata={
-        "gt": 0, "doc": "safeguard: residual: misfit ratio rho above which the finish's anchor weakens as 1 / rho "
-                        "(info safeguard_fired)"})
-    safeguard_gamma: float | None = field(default=None, metadata={
-        "doc": "safeguard: residual: anchor of the finish on the estimate (relative to ||A||^2); None: "
-               "anchor_weight"})
 
     renamed: ClassVar[tuple[Renamed, ...]] = (
         Renamed("hybrid_weight", "tv_weight", default=0.005, scale=0.5, relation="2 x tv_weight"),)
@@ -95,6 +85,5 @@ class LatentParams(GridParams):
             out.append(f"optimizer 'lbfgs' needs a smooth objective; use optimizer 'adam' with mode '{self.mode}'")
         if self.mode == "anchored" and self.samples > 0:
             out.append("mode 'anchored' gives a MAP estimate only; set samples: 0 or mode plain/hybrid")
-        if self.safeguard_gamma is not None and self.safeguard_gamma <= 0:
-            out.append(f"safeguard_gamma must be > 0, got {self.safeguard_gamma}")
+        out.extend(self.safeguard_problems())
         return out
