@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 
 from ..seeding import derive_seed
+from ..simulate.masks.common import _gumbel_top_k
 
 #: the span of the limited-angle arc baseline, as a fraction of the full angular range
 ARC_FRACTION = 2.0 / 3.0
@@ -56,8 +57,7 @@ def mri_baselines(width: int, start: list[int], budget: int, *, seed: int) -> di
     k = torch.tensor([abs(j - width // 2) for j in rest], dtype=torch.float64)
     weight = (1 - k / (width / 2)).clamp_min(1e-6) ** 2
     u = torch.rand(len(rest), generator=_generator(seed, "variable_density"), dtype=torch.float64)
-    keys = torch.log(weight) - torch.log(-torch.log(u.clamp_min(1e-300)))  # Gumbel-top-k: without replacement
-    out["variable_density"] = sorted(start + [rest[i] for i in torch.argsort(keys, descending=True)[:n].tolist()])
+    out["variable_density"] = sorted(start + [rest[i] for i in _gumbel_top_k(torch.log(weight), n, u).tolist()])
     out["center"] = sorted(start + sorted(rest, key=lambda j: abs(j - width // 2))[:n])
     one_side = sorted((j for j in rest if j < min(start)), reverse=True)
     one_side += sorted(j for j in rest if j > min(start))  # only when one side is too short

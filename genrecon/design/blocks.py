@@ -32,7 +32,8 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import MASKS
-from ..seeding import derive_seed
+from ..simulate.masks.common import _gumbel_top_k
+from .baselines import _generator
 from .problem import MRIColumns
 
 #: ``design.block`` when ``candidates: blocks`` gives none
@@ -114,16 +115,12 @@ def block_baselines(problem: MRIBlocks, start: list[int], budget: int, *, seed: 
     radius = problem._radius()
     half = max(problem.shape) / 2
 
-    def gen(name: str) -> torch.Generator:
-        return torch.Generator().manual_seed(derive_seed(seed, "baseline", name))
-
     chosen: dict[str, list[int]] = {}
-    perm = torch.randperm(len(rest), generator=gen("random_blocks"))[:n].tolist()
+    perm = torch.randperm(len(rest), generator=_generator(seed, "random_blocks"))[:n].tolist()
     chosen["random_blocks"] = start + [rest[i] for i in perm]
     weight = (1 - radius[rest] / half).clamp_min(1e-6) ** 2
-    u = torch.rand(len(rest), generator=gen("variable_density_blocks"), dtype=torch.float64)
-    keys = torch.log(weight) - torch.log(-torch.log(u.clamp_min(1e-300)))  # Gumbel-top-k: without replacement
-    chosen["variable_density_blocks"] = start + [rest[i] for i in torch.argsort(keys, descending=True)[:n].tolist()]
+    u = torch.rand(len(rest), generator=_generator(seed, "variable_density_blocks"), dtype=torch.float64)
+    chosen["variable_density_blocks"] = start + [rest[i] for i in _gumbel_top_k(torch.log(weight), n, u).tolist()]
     by_radius = sorted(rest, key=lambda c: (float(radius[c]), c))
     chosen["center_blocks"] = start + by_radius[:n]
     cy = problem.shape[0] // 2
@@ -135,5 +132,5 @@ def block_baselines(problem: MRIBlocks, start: list[int], budget: int, *, seed: 
     h, w = problem.shape
     for name in ("gaussian2d", "poisson_disc"):
         mask = MASKS.build(name, {"acceleration": h * w / points})
-        out[name] = mask((h, w), gen(name)).to(torch.bool)
+        out[name] = mask((h, w), _generator(seed, name)).to(torch.bool)
     return out
