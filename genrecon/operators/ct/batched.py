@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .onthefly import TILE_ROWS, _csr, _passes
+from .onthefly import TILE_ROWS, _csr, _passes, _tile_windows
 
 #: output points (interpolations) per chunk: the chunk's temporaries stay within the CPU's L2 / L3 caches
 CHUNK_POINTS = 2**18
@@ -89,11 +89,7 @@ def forward(op, x: torch.Tensor) -> torch.Tensor:
         img = x.view(b, n, n) if row_view else x.view(b, n, n).transpose(1, 2)
         img = torch.nn.functional.pad(img, (0, 0, 0, nt * h - n)).permute(1, 2, 0)  # (rows, N, B), zero rows
         table = _tables(img)
-        o = torch.cat([o, o[:, -1:].expand(-1, nt * h - n)], 1)
-        alpha, beta = du / a, (-n_det * du / 2 - o) / a.view(-1, 1) + n / 2  # t[v, r, k] = k alpha + beta[v, r]
-        e1, e2 = -beta / alpha.view(-1, 1), (n - beta) / alpha.view(-1, 1)
-        lo = torch.floor(torch.minimum(e1, e2).view(-1, nt, h).amin(2))
-        hi = torch.ceil(torch.maximum(e1, e2).view(-1, nt, h).amax(2))
+        alpha, beta, lo, hi = _tile_windows(op, a, o, h)
         nb_max = min(views.numel(), BLOCK_VIEWS)
         max_width = min(int((hi - lo).max()) + 1, n_det + 1) + 2
         tc = max(1, CHUNK_POINTS // (nb_max * max_width * h))  # tiles per chunk

@@ -154,6 +154,20 @@ def _cumsum_table(rows: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(table).view(b, -1)
 
 
+def _tile_windows(op, a: torch.Tensor, o: torch.Tensor, h: int):
+    """The forward's positions and tile windows of one pass (:func:`_passes`'s ``a``, ``o``), rows padded to whole
+    tiles of ``h``: ``(alpha, beta, lo, hi)`` with ``t[v, r, k] = k alpha[v] + beta[v, r]`` the bin edge ``k`` in
+    pixel boundaries of row ``r``, and ``[lo, hi]`` ``(views, tiles)`` the edges a tile's footprints cover."""
+    n, n_det, du = op.image_size, op.n_detectors, op.detector_spacing
+    nt = -(-n // h)
+    o = torch.cat([o, o[:, -1:].expand(-1, nt * h - n)], 1)
+    alpha, beta = du / a, (-n_det * du / 2 - o) / a.view(-1, 1) + n / 2  # t[v, r, k] = k alpha + beta[v, r]
+    e1, e2 = -beta / alpha.view(-1, 1), (n - beta) / alpha.view(-1, 1)  # where t = 0 and t = N
+    lo = torch.floor(torch.minimum(e1, e2).view(-1, nt, h).amin(2))
+    hi = torch.ceil(torch.maximum(e1, e2).view(-1, nt, h).amax(2))
+    return alpha, beta, lo, hi
+
+
 def parallel_forward(op, x: torch.Tensor) -> torch.Tensor:
     """``A x`` of a parallel beam for ``x`` ``(B, N*N)``; returns ``(B, V, D)``.
 
@@ -172,11 +186,7 @@ def parallel_forward(op, x: torch.Tensor) -> torch.Tensor:
         img = image if row_view else torch.nn.functional.pad(x.view(b, n, n).transpose(1, 2), (0, 0, 0, nt * h - n))
         table = _cumsum_table(img)
         tile_sums = img.sum(2).view(b, nt, h).sum(2)
-        o = torch.cat([o, o[:, -1:].expand(-1, nt * h - n)], 1)
-        alpha, beta = du / a, (-n_det * du / 2 - o) / a.view(-1, 1) + n / 2  # t[v, r, k] = k alpha + beta[v, r]
-        e1, e2 = -beta / alpha.view(-1, 1), (n - beta) / alpha.view(-1, 1)  # where t = 0 and t = N
-        lo = torch.floor(torch.minimum(e1, e2).view(-1, nt, h).amin(2))
-        hi = torch.ceil(torch.maximum(e1, e2).view(-1, nt, h).amax(2))
+        alpha, beta, lo, hi = _tile_windows(op, a, o, h)
         width = min(int((hi - lo).max()) + 1, n_det + 1)
         start = lo.clamp(0, n_det + 1 - width)  # (views, tiles): the first edge of each tile's window
         q = torch.arange(width, dtype=f64, device=dev)
