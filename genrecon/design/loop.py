@@ -94,6 +94,8 @@ def run_rounds(problem, items: list[Item], sampler, state: dict, *, seed: int, b
     """
     progress = progress or (lambda event, **kw: None)
     budget = state["budget"]
+    # fixed by the problem: computed once, not every round (nor when nothing is left to choose)
+    distance = problem.distance() if min_gap > 0 and len(state["chosen"]) < budget else None
     while len(state["chosen"]) < budget:
         r = len(state["rounds"])
         progress("round_start", round=r, measured=len(state["chosen"]), budget=budget)
@@ -111,7 +113,7 @@ def run_rounds(problem, items: list[Item], sampler, state: dict, *, seed: int, b
         available[state["chosen"]] = False
         k = min(batch, budget - len(state["chosen"]))
         picks = select(zs, available, k, score=score, diversity=diversity, xs=xs or None,
-                       distance=problem.distance() if min_gap > 0 else None, min_gap=min_gap)
+                       distance=distance, min_gap=min_gap)
         chosen = [i for i, _ in picks]
         if set(chosen) & set(state["chosen"]):  # select() never does this; a resumed, edited state might
             raise DataError(f"design round {r}: a measured candidate was chosen again ({chosen})")
