@@ -4,7 +4,7 @@
 of genrecon's distance-driven one (the classical benchmark compares the two, each on data it simulated
 itself). The operator has the attributes the CT simulation and reconstructors read of a parallel-beam
 projector: ``angles`` (radians), ``image_size``, ``n_views``, ``n_detectors``, ``detector_spacing`` (1 pixel),
-``geometry`` and ``scale`` (``A = scale * A_raw``; ``1 / ||A_raw||`` when normalised, by 30 power iterations).
+``geometry`` and ``scale`` (``A = scale * A_raw``; ``1 / ||A_raw||`` when normalised, by the project's power method).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from ..linalg.power import NORM_ITER, NORM_TOL
 from .base import LinearOperator
 
 #: ASTRA CPU kernels for a 2-D parallel beam, by the names ``simulate.projector`` takes
@@ -67,13 +68,8 @@ class AstraProjector(LinearOperator):
         self._pid = astra.create_projector(kind, proj, vol)
         self._W = astra.OpTomo(self._pid)
         self.scale = 1.0
-        if normalize:
-            g = np.random.default_rng(0)
-            v = g.standard_normal(image_size * image_size).astype(np.float32)
-            for _ in range(30):
-                v = self._W.T @ (self._W @ v)
-                v /= np.linalg.norm(v)
-            self.scale = 1.0 / math.sqrt(float(np.vdot(v, self._W.T @ (self._W @ v))))
+        if normalize:  # the project's one power method, on A_raw (scale 1 while it runs)
+            self.scale = 1.0 / math.sqrt(self._estimate_norm_squared(NORM_ITER, NORM_TOL, None, torch.float32, None))
 
     @property
     def name(self) -> str:

@@ -65,7 +65,7 @@ class AstraFBPParams:
     """The parameters of ``astra_fbp``."""
 
     kind: Literal["line", "linear", "strip"] = field(default="linear", metadata={"doc": "ASTRA's CPU projector "
-                                                                                       "for the backprojection"})
+                                                                                       "(the backprojection's)"})
 
 
 @RECONSTRUCTORS.register("astra_fbp")
@@ -81,12 +81,11 @@ class AstraFBP(_AstraMethod):
 
 
 @dataclass(frozen=True)
-class AstraSIRTParams:
-    """The parameters of ``astra_sirt``."""
+class AstraSIRTParams(AstraFBPParams):
+    """The parameters of ``astra_sirt``: ``astra_fbp``'s ``kind`` and the iterations."""
 
     n_iter: int = field(default=100, metadata={"ge": 1, "doc": "SIRT iterations"})
     nonneg: bool = field(default=True, metadata={"doc": "clip negative values each iteration (MinConstraint 0)"})
-    kind: Literal["line", "linear", "strip"] = field(default="linear", metadata={"doc": "ASTRA's CPU projector"})
 
 
 @RECONSTRUCTORS.register("astra_sirt")
