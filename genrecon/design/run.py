@@ -114,10 +114,10 @@ def _load_state(path: Path, h: str) -> dict | None:
     return state if state.get("hash") == h else None
 
 
-def _design(cfg, problem, sampler, items, folder: Path, state_path: Path, h: str, progress: Progress,
-            key: str) -> dict:
-    """Run (or resume) one design and write its pattern, stage maps and ``design.json`` into ``folder``."""
-    start, budget = start_and_budget(cfg, problem)
+def _design(cfg, problem, sampler, items, start: list[int], budget: int, folder: Path, state_path: Path, h: str,
+            progress: Progress, key: str) -> dict:
+    """Run (or resume) one design from ``start`` to ``budget`` and write its pattern, stage maps and
+    ``design.json`` into ``folder``."""
     state = _load_state(state_path, h) or {**new_state(start, budget), "hash": h, "std_vmax": None}
     stages = set(stage_rounds(rounds_needed(len(start), budget, cfg.design.batch), cfg.design.stages))
 
@@ -180,20 +180,20 @@ def _run(cfg: DesignConfig, out: Path, h: str, threads: int, progress: Progress)
     problem = build_problem(cfg, cases[0].image)
     items = [Item(c.key, problem.full(true_image(cfg, c), torch.Generator().manual_seed(
         derive_seed(cfg.seed, c.key, "design-noise")))) for c in cases]
+    start, budget = start_and_budget(cfg, problem)
     write_text(out / "design_config.yaml", yaml.safe_dump({**design_dict(cfg), "hash": h}, sort_keys=False))
     progress("plan", cases=len(cases), mode=cfg.design.mode, out=str(out), threads=threads,
-             candidates=problem.n_candidates, budget=start_and_budget(cfg, problem)[1])
+             candidates=problem.n_candidates, budget=budget)
     t0 = time.perf_counter()
     designs = []
     if cfg.design.mode == "population":
-        designs.append(_design(cfg, problem, sampler, items, out, out / "state" / "population.json", h, progress,
-                               "population"))
+        designs.append(_design(cfg, problem, sampler, items, start, budget, out, out / "state" / "population.json",
+                               h, progress, "population"))
     else:
         for item in items:
             name = case_dirname(item.key)
-            designs.append(_design(cfg, problem, sampler, [item], out / "cases" / name,
+            designs.append(_design(cfg, problem, sampler, [item], start, budget, out / "cases" / name,
                                    out / "state" / f"{name}.json", h, progress, item.key))
-    start, budget = start_and_budget(cfg, problem)
     baselines = {}
     if cfg.design.baselines:
         if isinstance(problem, MRIBlocks):  # 2-D masks: the report holds their point counts
