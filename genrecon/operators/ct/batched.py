@@ -145,7 +145,7 @@ def adjoint(op, y: torch.Tensor) -> torch.Tensor:
             table = _tables(yl[vv] / av.to(dt).view(-1, 1, 1))  # 1/a folded in
             if interp is None or interp.k != nb:  # the last block may have fewer views
                 interp = _Interp(rc * (n + 1), nb, n_det, nb * (n_det + 1), dt, dev)
-            offset = torch.arange(nb, dtype=torch.int32, device=dev) * (2 * n_det + 2)
+                offset = torch.arange(nb, dtype=torch.int32, device=dev) * (2 * n_det + 2)
             slope, shift = m.view(-1, 1) * (av / du).view(1, -1), ((ov - edge0) / du).t()  # (N + 1, nb), (N, nb)
             inside = bool((slope.amin(0) + shift.amin(0)).min() > 1e-3) and bool(
                 (slope.amax(0) + shift.amax(0)).max() < n_det - 1e-3)  # no position off the detector: no clamp
