@@ -297,13 +297,31 @@ def test_shipped_design_configs_validate(name):
 
 
 # -- the command, end to end (the shipped config, made tiny) ---------------------------------------------------
+def design_args(config: str, out, *sets: str) -> list[str]:
+    """``genrecon design`` arguments for a shipped config made tiny (2 sampler steps, 2 samples), plus ``sets``."""
+    args = ["design", "--config", f"configs/{config}", "--set", f"output.dir={out}",
+            "--set", "sampler.params.steps=2", "--set", "sampler.params.samples=2"]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+def reconstruct_with_mask(runner: CliRunner, out, mask_path):
+    """``genrecon reconstruct`` of the MRI quickstart (middle slice, zero-filled) through a design's mask file."""
+    from genrecon.cli.main import app
+
+    return runner.invoke(app, ["reconstruct", "--config", "configs/quickstart_mri.yaml", "--quiet",
+                               "--set", "data.slices=middle", "--set", f"output.dir={out}",
+                               "--set", f"simulate.mask={{name: file, path: {mask_path}}}",
+                               "--set", "reconstructors=[{name: zero_filled}]"])
+
+
 def test_design_command_writes_a_mask_a_config_can_use_and_resumes(tmp_path):
     from genrecon.cli.main import app
 
     runner = CliRunner()
     out = tmp_path / "d"
-    args = ["design", "--config", "configs/design_mri_8x.yaml", "--set", f"output.dir={out}",
-            "--set", "sampler.params.steps=2", "--set", "sampler.params.samples=2", "--set", "design.batch=6"]
+    args = design_args("design_mri_8x.yaml", out, "design.batch=6")
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     case = next((out / "cases").iterdir())
@@ -317,8 +335,5 @@ def test_design_command_writes_a_mask_a_config_can_use_and_resumes(tmp_path):
     assert again.exit_code == 0 and np.array_equal(np.load(case / "mask.npy"), mask)
     other = runner.invoke(app, [*args, "--set", "seed=1"])
     assert other.exit_code == 2 and "other settings" in other.output
-    res = runner.invoke(app, ["reconstruct", "--config", "configs/quickstart_mri.yaml", "--quiet",
-                              "--set", "data.slices=middle", "--set", f"output.dir={tmp_path / 'r'}",
-                              "--set", f"simulate.mask={{name: file, path: {case / 'mask.npy'}}}",
-                              "--set", "reconstructors=[{name: zero_filled}]"])
+    res = reconstruct_with_mask(runner, tmp_path / "r", case / "mask.npy")
     assert res.exit_code == 0, res.output

@@ -13,7 +13,7 @@ from genrecon.design.score import (circular_distance, compact, compact_pair, con
                                    set_gain, spread, variance_reductions, whiten)
 from genrecon.errors import ConfigError
 
-from test_design import BASE, _ct, _cov, _exact_gain, _gaussian, _mri
+from test_design import BASE, _ct, _cov, _exact_gain, _gaussian, _mri, design_args
 
 
 def _one_value_ensemble(d: int, sigma: float, n: int, seed: int = 3):
@@ -141,10 +141,8 @@ def test_shipped_ct_config_keeps_its_gap_end_to_end(tmp_path):
     from genrecon.cli.main import app
 
     out = tmp_path / "ct"
-    res = CliRunner().invoke(app, ["design", "--config", "configs/design_ct_30.yaml", "--set", f"output.dir={out}",
-                                   "--set", "sampler.params.steps=2", "--set", "sampler.params.samples=2",
-                                   "--set", "design.budget.n_views=14",
-                                   "--set", "design.start.n_views=2"])
+    res = CliRunner().invoke(app, design_args("design_ct_30.yaml", out, "design.budget.n_views=14",
+                                              "design.start.n_views=2"))
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
     assert report["min_gap"] == 3 and report["batch"] == 4

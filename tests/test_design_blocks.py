@@ -18,7 +18,7 @@ from genrecon.design.run import _settings_hash
 from genrecon.design.score import gains, set_gain, whiten
 from genrecon.errors import ConfigError
 from genrecon.registry import MASKS
-from test_design import BASE, ExactGaussianSampler, _cov, _exact_gain, _gaussian
+from test_design import BASE, ExactGaussianSampler, _cov, _exact_gain, _gaussian, design_args, reconstruct_with_mask
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -163,8 +163,7 @@ def test_design_command_writes_a_2d_mask_a_file_mask_reads_and_resumes(tmp_path)
 
     runner = CliRunner()
     out = tmp_path / "d"
-    args = ["design", "--config", "configs/design_mri_8x_2d.yaml", "--set", f"output.dir={out}",
-            "--set", "sampler.params.steps=2", "--set", "sampler.params.samples=2", "--set", "design.batch=11"]
+    args = design_args("design_mri_8x_2d.yaml", out, "design.batch=11")
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     case = next((out / "cases").iterdir())
@@ -179,8 +178,5 @@ def test_design_command_writes_a_2d_mask_a_file_mask_reads_and_resumes(tmp_path)
     assert np.array_equal(MASKS.build("file", {"path": str(case / "mask.npy")})((128, 128), torch.Generator()), mask)
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and np.array_equal(np.load(case / "mask.npy"), mask)
-    res = runner.invoke(app, ["reconstruct", "--config", "configs/quickstart_mri.yaml", "--quiet",
-                              "--set", "data.slices=middle", "--set", f"output.dir={tmp_path / 'r'}",
-                              "--set", f"simulate.mask={{name: file, path: {case / 'mask.npy'}}}",
-                              "--set", "reconstructors=[{name: zero_filled}]"])
+    res = reconstruct_with_mask(runner, tmp_path / "r", case / "mask.npy")
     assert res.exit_code == 0, res.output
