@@ -55,6 +55,12 @@ class GridParams:
     refine_tv_weight: float | None = field(default=None, metadata={
         "doc": "TV weight of the full-size refinement (grid: upsample), fista_tv's scale; None: tv_weight"})
 
+    @property
+    def refine_weight(self) -> float:
+        """The TV weight of the full-size refinement and of the safeguard's finish: ``refine_tv_weight``, else the
+        method's ``tv_weight`` (both subclasses have one)."""
+        return self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight
+
     def grid_param_problems(self) -> list[str]:
         """Problems with these parameters (the subclasses' ``problems()`` include them)."""
         out = grid_problems(self.grid, self.upsample, self.prior_fov)

@@ -26,7 +26,7 @@ from ..safeguard import misfit, residual_finish, sqnorm
 def finish(dps, images: torch.Tensor, y: torch.Tensor, op) -> tuple[torch.Tensor, dict]:
     """``safeguard: residual`` on the samples ``images`` ``(N, *domain)`` of the sampler ``dps``: ``(finished
     samples, info)`` (:func:`~genrecon.reconstructors.safeguard.residual_finish`)."""
-    weight = dps.tv_weight if dps.refine_tv_weight is None else dps.refine_tv_weight
+    weight = dps.params.refine_weight
     gamma = dps.gamma if dps.safeguard_gamma is None else dps.safeguard_gamma
     return residual_finish(images, y, op, tv_weight=weight, nonneg=dps.nonneg, gamma=gamma,
                            factor=dps.safeguard_factor, n_iter=dps.refine_iter)

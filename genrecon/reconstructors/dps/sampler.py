@@ -170,7 +170,7 @@ class DPS(Reconstructor):
             images = self.to_domain(final, op)
         if grid is not None:  # each sample refined at the image's size
             images = grid.refine(y.to(device), images, weight=self.gamma, n_iter=self.refine_iter, nonneg=self.nonneg,
-                                 tv_weight=self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight)
+                                 tv_weight=self.params.refine_weight)
             if self.clip:  # the prior's range, as the samples at the prior's size
                 images = clamp_range(images, self.intensity_scale, keep_phase=phi is not None)
         safeguard = {}

@@ -242,7 +242,7 @@ class LatentInversion(Reconstructor):
         small_cb = None if callback is None else (lambda step, img: callback(step, grid.up(img)))
         x, info = self._solve(y, grid.small, None if x0 is None else grid.to_small(x0), gen, small_cb, phase="zero")
         x = grid.refine(y, x, weight=self.anchor_weight, n_iter=self.refine_iter, nonneg=self.nonneg,
-                        tv_weight=self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight)
+                        tv_weight=self.params.refine_weight)
         with torch.no_grad():
             if "map" in info:
                 info["map"] = grid.up(info["map"][None])[0]
@@ -255,7 +255,7 @@ class LatentInversion(Reconstructor):
     def _safeguard(self, x, y, op) -> tuple[torch.Tensor, dict[str, Any]]:
         """``safeguard: residual`` on the estimate ``x`` ``(1, *domain)``
         (:func:`~genrecon.reconstructors.safeguard.residual_finish`)."""
-        weight = self.tv_weight if self.refine_tv_weight is None else self.refine_tv_weight
+        weight = self.params.refine_weight
         gamma = self.anchor_weight if self.safeguard_gamma is None else self.safeguard_gamma
         return residual_finish(x, y, op, tv_weight=weight, nonneg=self.nonneg, gamma=gamma,
                                factor=self.safeguard_factor, n_iter=self.refine_iter)
