@@ -143,9 +143,9 @@ def baselines_of(mod: str, out: Path) -> dict:
                                                            problem.pattern(cols).numpy())
         # partial Fourier: the start and the columns next to it on one side (real images: the other side is their
         # conjugate mirror), the fixed pattern that uses the same symmetry the designs can use
-        below = sorted((j for j in range(w) if j < min(start)), reverse=True)[:budget - len(start)]
+        half = mri_baselines(w, start, budget, seed=0)["partial_fourier"]
         pats["partial_fourier"] = write_npy(out / "baselines_wide" / "partial_fourier_mask.npy",
-                                            problem.pattern(sorted(start + below)).numpy())
+                                            problem.pattern(half).numpy())
         return pats
     return {n: np.load(out / "baselines" / f"{n}_angles.npy").tolist() for n in names}
 
