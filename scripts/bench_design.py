@@ -31,6 +31,7 @@ import torch
 from genrecon.design import load_design_dict, run_design
 from genrecon.io.writers import write_json
 from genrecon.metrics import psnr
+from genrecon.pipeline.plan import case_dirname
 from genrecon.registry import RECONSTRUCTORS
 from genrecon.schema import parse
 from genrecon.seeding import derive_seed
@@ -102,13 +103,12 @@ def measure(mod: str, image: torch.Tensor, pattern, key: str):
     sim = dict(s["simulate"])
     if mod == "mri":
         sim["mask"] = {"name": "file", "path": str(pattern)}
-        cfg = parse(mri_sim.Config, sim, "simulate", problems)
-        meas = mri_sim.simulate(Case(key, image), cfg, generator=torch.Generator().manual_seed(derive_seed(0, key)))
     else:
         sim["angles"] = {"kind": "list", "values_deg": [float(a) for a in pattern]}
-        cfg = parse(ct_sim.Config, sim, "simulate", problems)
-        meas = ct_sim.simulate(Case(key, image), cfg, generator=torch.Generator().manual_seed(derive_seed(0, key)))
+    module = mri_sim if mod == "mri" else ct_sim
+    cfg = parse(module.Config, sim, "simulate", problems)
     assert not problems, problems
+    meas = module.simulate(Case(key, image), cfg, generator=torch.Generator().manual_seed(derive_seed(0, key)))
     return meas.y, meas.op, meas.x_true
 
 
@@ -261,8 +261,6 @@ def main() -> None:
         images = f[f"{split}/images"]
         for index, d in zip(test_idx, adaptive["designs"]):
             key = d["key"]
-            from genrecon.pipeline.plan import case_dirname
-
             pats = {"adaptive": patterns_of(mod, out / "adaptive" / "cases" / case_dirname(key))["pattern"],
                     "population": pop, **base}
             if pop is None:
