@@ -297,16 +297,14 @@ def main() -> None:
            "budget": adaptive["budget"], "n_start": adaptive["n_start"], "settings": s,
            "population_pattern": population["designs"][0]["pattern"] if population else None, "rows": rows, "mean_psnr": summary,
            "verdict": verdict}
-    write_json(out / "results.json", doc)
     if columns is not None:
         two_d = [p for p in fixed if p.endswith("_blocks") or p in ("gaussian2d", "poisson_disc")]
         for m, by in summary.items():
             best_2d = max(two_d, key=lambda p: by[p])
             verdict[m].update({"best_fixed_2d": best_2d, "adaptive_minus_best_2d_db": by["adaptive"] - by[best_2d],
                                "adaptive_minus_columns_db": by["adaptive"] - by["columns"]})
-        doc["verdict"] = verdict
         doc["column_design_seconds"] = [d["seconds"] for d in columns["designs"]]
-        write_json(out / "results.json", doc)
+    write_json(out / "results.json", doc)
     pnames = ["adaptive", *(["columns"] if columns else []), *(["population"] if population else []), *fixed]
     print(f"| method | {' | '.join(pnames)} | best fixed | adaptive - best fixed | population - best fixed |")
     print("|---" * (len(pnames) + 4) + "|")
