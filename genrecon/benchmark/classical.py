@@ -231,7 +231,7 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
                                            if "n_iter" in rc["params"]), None)
         if not methods:
             continue
-        report, _ = suite_runs.run_setting(setting, raw, opts, out)
+        report, _ = suite_runs.run_setting(raw, opts, out)
         records = records_of(setting, report, methods)
         doc["records"] += records
         keys, hi, lo = suite_runs.references(out, float(raw["evaluate"]["data_range"]))

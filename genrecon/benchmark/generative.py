@@ -25,7 +25,7 @@ from typing import Any
 
 from . import suite_runs
 from .common import Log, Options, fmt, mean_std, new_document
-from .suite_runs import prior_problem, records_of, references, run_setting
+from .suite_runs import prior_problem, references, run_setting
 from .generative_tables import AXIS, make_tables, plot, summarise  # noqa: F401  (the suite's tables and plot)
 
 NAME = "generative"
@@ -155,6 +155,20 @@ def run_config(setting: str, plan: Plan, opts: Options, out: Path) -> tuple[dict
     return raw, missing
 
 
+def records_of(setting: str, report: dict, peaks: dict) -> list[dict]:
+    """The suite's per-slice records from a run's report rows (metrics from :func:`~genrecon.report.evaluate_run`)."""
+    out = []
+    for row in report["rows"]:
+        base = {"setting": setting, "method": row["method"], "image": row["case"]}
+        if row.get("status", "ok") != "ok":
+            out.append({**base, "failed": row.get("reason", "failed")})
+            continue
+        out.append({**base, "psnr": row.get("psnr"), "ssim": row.get("ssim"), "seconds": row.get("seconds"),
+                    "nfe": row.get("nfe", row.get("iterations", 0)), "coverage": row.get("coverage_2sigma"),
+                    "peak_mb": row.get("peak_memory_mb", peaks.get(f"{row['case']}|{row['method']}"))})
+    return out
+
+
 def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
     plan = plan or default_plan(opts)
     doc = new_document(NAME, TITLE, opts, {"settings": list(plan.settings), "source": plan.source, "split": opts.split,
@@ -168,7 +182,7 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
         s["configs"][setting] = raw
         s["methods"][setting] = [r.get("label") or r["name"] for r in setting_config(setting)["reconstructors"]]
         doc["records"] += missing
-        report, peaks = run_setting(setting, raw, opts, out)
+        report, peaks = run_setting(raw, opts, out)
         records = records_of(setting, report, peaks)
         doc["records"] += records
         keys, hi, lo = references(out, float(raw["evaluate"]["data_range"]))

@@ -3,16 +3,16 @@
 A suite's settings are run configs in ``benchmarks/configs/<suite>/<setting>.yaml``; a suite reads one
 (:func:`setting_config`), overrides what its options say, runs it with :func:`run_setting`
 (:func:`genrecon.pipeline.execute.run`, then :func:`genrecon.report.evaluate_run` for the metrics) and turns the
-report's rows into its records (:func:`records_of`).
+report's rows into its own records.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import shutil
 from pathlib import Path
 
+from ..io.atomic import remove_path
 from .common import Options, PeakMemory
 
 
@@ -84,14 +84,13 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def run_setting(setting: str, raw: dict, opts: Options, out: Path) -> tuple[dict, dict]:
+def run_setting(raw: dict, opts: Options, out: Path) -> tuple[dict, dict]:
     """Run ``raw`` into a fresh ``out`` (``opts.jobs`` shards in parallel on CPU); ``(report, peaks)``."""
     import torch
 
     from ..report import evaluate_run
 
-    if out.exists():
-        shutil.rmtree(out)  # the suite's own folder: timings come from this run, never a resumed one
+    remove_path(out)  # the suite's own folder: timings come from this run, never a resumed one
     jobs = max(1, min(opts.jobs, len(raw["data"]["slices"]) if isinstance(raw["data"]["slices"], list) else 1))
     peaks: dict[str, float | None] = {}
     if jobs > 1 and torch.device(opts.device).type == "cpu":
@@ -106,20 +105,6 @@ def run_setting(setting: str, raw: dict, opts: Options, out: Path) -> tuple[dict
     else:
         peaks = run_shard(raw, 0, 1)
     return evaluate_run(out), peaks
-
-
-def records_of(setting: str, report: dict, peaks: dict) -> list[dict]:
-    """The suite's per-slice records from a run's report rows (metrics from :func:`~genrecon.report.evaluate_run`)."""
-    out = []
-    for row in report["rows"]:
-        base = {"setting": setting, "method": row["method"], "image": row["case"]}
-        if row.get("status", "ok") != "ok":
-            out.append({**base, "failed": row.get("reason", "failed")})
-            continue
-        out.append({**base, "psnr": row.get("psnr"), "ssim": row.get("ssim"), "seconds": row.get("seconds"),
-                    "nfe": row.get("nfe", row.get("iterations", 0)), "coverage": row.get("coverage_2sigma"),
-                    "peak_mb": row.get("peak_memory_mb", peaks.get(f"{row['case']}|{row['method']}"))})
-    return out
 
 
 def references(out: Path, data_range: float) -> tuple[list[str], float, float]:
