@@ -99,6 +99,7 @@ def _adjoint_error(op) -> float:
 def full_size_records(geometries, repeats: int, matrix_limit_mib: float, log) -> list[dict[str, Any]]:
     """Records for each ``(size, views)`` in ``geometries`` (see the module docstring)."""
     from ..operators.ct import clear_cache
+    from ..operators.ct.matrix import BUILD_PEAK_FACTOR
 
     records = []
     for n, views, *kind in geometries:
@@ -110,11 +111,12 @@ def full_size_records(geometries, repeats: int, matrix_limit_mib: float, log) ->
         log(f"operators: full-size CT {n}x{n}, {views} views{', fan beam' if fan else ''}")
         clear_cache()
         impls, rows = [], []
-        if est * 2.5 <= matrix_limit_mib * 2**20:
+        if est * BUILD_PEAK_FACTOR <= matrix_limit_mib * 2**20:
             impls.append(_genrecon(n, views, "always", fan))
         else:
             rows.append({**base, "implementation": "genrecon (stored matrix)",
-                         "missing": f"not built: ~{est / 2**30:.1f} GiB kept, ~{2.5 * est / 2**30:.0f} GiB peak "
+                         "missing": f"not built: ~{est / 2**30:.1f} GiB kept, "
+                                    f"~{BUILD_PEAK_FACTOR * est / 2**30:.0f} GiB peak "
                                     f"(over the suite's {matrix_limit_mib / 1024:.0f} GiB)"})
         impls.append(_genrecon(n, views, "never", fan))
         for kind in ("line_fanflat", "strip_fanflat") if fan else ("line", "linear", "strip"):
