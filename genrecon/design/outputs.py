@@ -1,6 +1,6 @@
 """Writing a design: the pattern any config can use, its picture, the std maps of a few rounds, the report.
 
-Files (every one written atomically by :mod:`genrecon.io.writers`):
+Files (every one written atomically by :mod:`genrecon.io.writers`, which creates the folders):
 
 - MRI: ``mask.npy`` (bool ``(H, W)``: ``simulate.mask: {name: file, path: .../mask.npy}``) and ``mask.png``,
   for columns and 2-D blocks alike (:func:`write_mask`);
@@ -24,7 +24,6 @@ from ..io.writers import write_json, write_npy, write_png, write_text
 
 def write_pattern(problem, folder: Path, chosen: list[int], *, stem: str = "") -> list[str]:
     """Write the pattern of ``chosen`` under ``folder`` (names prefixed by ``stem``); return the file names."""
-    folder.mkdir(parents=True, exist_ok=True)
     if problem.modality == "mri":
         return write_mask(folder, problem.pattern(chosen), stem=stem)
     angles = problem.pattern(chosen)
@@ -38,7 +37,6 @@ def write_pattern(problem, folder: Path, chosen: list[int], *, stem: str = "") -
 
 def write_mask(folder: Path, mask: torch.Tensor, *, stem: str = "") -> list[str]:
     """A bool k-space mask ``(H, W)`` (columns or 2-D points) as ``<stem>mask.npy`` and ``<stem>mask.png``."""
-    folder.mkdir(parents=True, exist_ok=True)
     m = mask.numpy().astype(bool)
     write_npy(folder / f"{stem}mask.npy", m)
     write_png(folder / f"{stem}mask.png", m.astype(np.float64), vmin=0.0, vmax=1.0)
@@ -47,7 +45,6 @@ def write_mask(folder: Path, mask: torch.Tensor, *, stem: str = "") -> list[str]
 
 def write_stage(folder: Path, round_index: int, std: torch.Tensor, vmax: float) -> str:
     """The std map of a round as PNG (window ``[0, vmax]``) and ``.npy``; return the PNG's name."""
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"std_round_{round_index}"
     write_npy(folder / f"{name}.npy", std.numpy())
     write_png(folder / f"{name}.png", std, vmin=0.0, vmax=vmax)
