@@ -42,6 +42,11 @@ def _spread(pool: list[int], n: int) -> list[int]:
     return [pool[int((i + 0.5) * len(pool) / n)] for i in range(n)]
 
 
+def equispaced_views(n_candidates: int, n_views: int) -> list[int]:
+    """``n_views`` equally spaced indices of a circular grid of ``n_candidates``, from index 0 (sorted, distinct)."""
+    return sorted({round(i * n_candidates / n_views) % n_candidates for i in range(n_views)})
+
+
 def _generator(seed: int, name: str) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, "baseline", name))
 
@@ -68,7 +73,7 @@ def mri_baselines(width: int, start: list[int], budget: int, *, seed: int) -> di
 def ct_baselines(n_candidates: int, n_views: int, *, seed: int) -> dict[str, list[int]]:
     """``{name: grid indices}`` of the CT baselines (module docstring); each has ``n_views`` views."""
     out: dict[str, list[int]] = {}
-    out["equispaced"] = sorted({round(i * n_candidates / n_views) % n_candidates for i in range(n_views)})
+    out["equispaced"] = equispaced_views(n_candidates, n_views)
     out["random"] = sorted(torch.randperm(n_candidates, generator=_generator(seed, "random"))[:n_views].tolist())
     arc = max(n_views, round(ARC_FRACTION * n_candidates))
     out["arc"] = sorted({round(i * arc / n_views) for i in range(n_views)})

@@ -36,6 +36,7 @@ from ..operators.fft import fft2c
 from ..operators.mri import SingleCoilMRI
 from ..simulate import ct as ct_sim
 from ..simulate.noise import complex_gaussian
+from .baselines import equispaced_views
 from .score import circular_distance, line_distance
 
 
@@ -147,7 +148,7 @@ class CTViews:
 
     def start(self, n_views: int) -> list[int]:
         """``n_views`` equally spaced views of the grid, from angle 0."""
-        return sorted({round(i * self.n_candidates / n_views) % self.n_candidates for i in range(n_views)})
+        return equispaced_views(self.n_candidates, n_views)
 
     def budget(self, n_views: int) -> int:
         return int(n_views)
