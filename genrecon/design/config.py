@@ -217,6 +217,10 @@ def load_design_dict(data: dict, *, build: bool = True, check_files: bool = True
     if modality not in ("mri", "ct"):
         raise ConfigError(f"simulate.modality: expected 'mri' or 'ct', got {modality!r}")
     problems += _simulate_problems(sim) + _budget_problems(modality, cfg.design)
+    samples = dict(cfg.sampler.get("params") or {}).get("samples", 0)
+    if not isinstance(samples, int) or not 2 <= samples <= MAX_SAMPLES:  # checked before the sampler is built
+        problems.append(f"sampler.params.samples: the design scores candidates from posterior samples: set "
+                        f"2 <= samples <= {MAX_SAMPLES} (e.g. 8), got {samples!r}")
     if problems:
         raise ConfigError(problems)
     if modality == "mri":  # a stand-in pattern of the budget: the run config's checks need one
@@ -231,10 +235,6 @@ def load_design_dict(data: dict, *, build: bool = True, check_files: bool = True
         run = load_config_dict(run_dict, build=build, check_files=check_files)
     except ConfigError as exc:
         raise ConfigError([p.replace("reconstructors.0", "sampler") for p in exc.problems]) from None
-    samples = dict(cfg.sampler.get("params") or {}).get("samples", 0)
-    if not isinstance(samples, int) or not 2 <= samples <= MAX_SAMPLES:
-        raise ConfigError(f"sampler.params.samples: the design scores candidates from posterior samples: set "
-                          f"2 <= samples <= {MAX_SAMPLES} (e.g. 8), got {samples!r}")
     object.__setattr__(cfg, "_run", run)
     return cfg
 
