@@ -130,7 +130,6 @@ def _design(cfg, problem, sampler, items, start: list[int], budget: int, folder:
     def save(s: dict) -> None:
         write_json(state_path, s)
 
-    state_path.parent.mkdir(parents=True, exist_ok=True)
     run_rounds(problem, items, sampler, state, seed=cfg.seed, batch=cfg.design.batch, score=cfg.design.score,
                diversity=cfg.design.diversity, min_gap=cfg.design.min_gap, save=save, on_round=on_round,
                progress=lambda event, **kw: progress(event, key=key, **kw))
