@@ -130,17 +130,23 @@ def test_auto_scale_matches_known_intensity_scale():
 
 
 def test_check_messages_are_one_line():
+    # the one size / channel check of the prior methods (dps, latent_inversion): reconstructors/grid.check_grid
+    from genrecon.reconstructors.grid import check_grid
+
     mri = SingleCoilMRI(torch.ones(32, 32, dtype=torch.bool))
-    ImageAdapter.check(mri, (1, 32, 32), "who")
+    assert check_grid(mri, (1, 32, 32), "same", "who") is False
     with pytest.raises(ShapeError) as err:
-        ImageAdapter.check(mri, (1, 128, 128), "latent_inversion", "pretrained:x")
+        check_grid(mri, (1, 128, 128), "same", "latent_inversion", "pretrained:x")
     msg = str(err.value)
     assert msg == ("latent_inversion: prior pretrained:x is 128x128 but the images are 32x32: set data.size: 128 "
                    "(or use a prior trained at 32x32)")
     with pytest.raises(ShapeError, match="3-channel images but SingleCoilMRI's images have 1"):
-        ImageAdapter.check(mri, (3, 32, 32), "who")
+        check_grid(mri, (3, 32, 32), "same", "who")
     with pytest.raises(ShapeError, match="domain is"):
-        ImageAdapter.check(Dense(torch.ones(2, 16), (16,)), (1, 4, 4), "who")
+        check_grid(Dense(torch.ones(2, 16), (16,)), (1, 4, 4), "same", "who")
+    with pytest.raises(ShapeError, match="or set grid: upsample"):
+        check_grid(mri, (1, 16, 16), "same", "who")
+    assert check_grid(mri, (1, 16, 16), "upsample", "who") is True
 
 
 def test_parameter_checks():

@@ -202,29 +202,6 @@ class ImageAdapter:
         phi = lowres_phase(y, op, lowres_fraction) if (op.complex_domain and phase == "lowres") else None
         return cls(complex_domain=op.complex_domain, scale=scale, phase=phi)
 
-    @staticmethod
-    def check(op: LinearOperator, prior_shape: tuple[int, int, int], who: str, label: str = "") -> None:
-        """Raise a one-line :class:`ShapeError` unless the operator's images ``(C, H, W)`` are ``prior_shape``.
-
-        Args:
-            op: the operator.
-            prior_shape: ``(C, S, S)`` of the prior's images.
-            who: the reconstructor's name, for the message.
-            label: the prior's name or path, for the message.
-        """
-        c, s = int(prior_shape[0]), int(prior_shape[-1])
-        dom = tuple(op.domain_shape)
-        name = f"prior {label}" if label else "the prior"
-        if len(dom) != 3:
-            raise ShapeError(f"{who}: {name} makes images (C, H, W) but {op.name}'s domain is {dom}")
-        if dom[1:] != tuple(int(v) for v in prior_shape[1:]):
-            raise ShapeError(
-                f"{who}: {name} is {s}x{s} but the images are {dom[1]}x{dom[2]}: set data.size: {s} "
-                f"(or use a prior trained at {dom[1]}x{dom[2]})"
-            )
-        if dom[0] != c:
-            raise ShapeError(f"{who}: {name} makes {c}-channel images but {op.name}'s images have {dom[0]} channel(s)")
-
     # -- maps ---------------------------------------------------------------------------------------
     def _scale_for(self, t: torch.Tensor) -> torch.Tensor | float:
         if isinstance(self.scale, torch.Tensor):
