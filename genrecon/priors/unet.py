@@ -5,6 +5,11 @@ noise label added to every block, optional self-attention at the coarse levels, 
 and nearest-neighbour upsampling with skip connections. With ``patch_size=2`` the image is first folded
 into 2x2 pixel patches (pixel unshuffle), which cuts the cost at full resolution four-fold.
 
+``net.checkpointing = True`` (training's ``model.checkpointing``) recomputes each residual unit's activations
+in the backward pass instead of storing them (:func:`run_unit`): less memory for large images, same outputs
+and gradients, about one more forward pass of time. It is a run-time switch, not architecture: it is not in
+``net.config``, so exported priors never carry it and inference is unchanged.
+
 Parameters are created on the ``meta`` device and initialised from an explicit ``torch.Generator``
 (:func:`init_parameters`), so building a model never touches the global random state.
 
@@ -24,6 +29,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError, ShapeError
 
@@ -45,6 +51,14 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
     freqs = torch.exp(-math.log(max_period) * k / half)
     args = t[:, None] * freqs[None, :]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def run_unit(module: nn.Module, *args: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
+    """``module(*args)``; with ``checkpointing`` and gradients on, through ``torch.utils.checkpoint``
+    (non-reentrant, RNG state preserved so dropout draws the same mask when recomputed)."""
+    if checkpointing and torch.is_grad_enabled() and not isinstance(module, nn.Identity):
+        return checkpoint(module, *args, use_reentrant=False)
+    return module(*args)
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:
@@ -149,6 +163,7 @@ class UNet(nn.Module):
         }
         self.channels = channels
         self.patch_size = patch_size
+        self.checkpointing = False  # run-time switch (module docstring), not in config
         self.levels = len(channel_mults)
         bad = [a for a in attention_levels if not -self.levels <= a < self.levels]
         if bad:
@@ -219,16 +234,17 @@ class UNet(nn.Module):
         emb = self.emb_mlp(sinusoidal_embedding(label.to(x.dtype).reshape(-1), self.emb_in))
         h = F.pixel_unshuffle(x, self.patch_size) if self.patch_size > 1 else x
         h = self.conv_in(h)
-        skips = []
+        skips, ck = [], self.checkpointing
         for blocks, down in zip(self.down, self.downsample):
             for unit in blocks:
-                h = unit(h, emb)
+                h = run_unit(unit, h, emb, checkpointing=ck)
                 skips.append(h)
             h = down(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = run_unit(self.mid1, h, emb, checkpointing=ck)
+        h = run_unit(self.mid2, run_unit(self.mid_attn, h, checkpointing=ck), emb, checkpointing=ck)
         for blocks, up in zip(self.up, self.upsample):
             for unit in blocks:
-                h = unit(torch.cat([h, skips.pop()], dim=1), emb)
+                h = run_unit(unit, torch.cat([h, skips.pop()], dim=1), emb, checkpointing=ck)
             if not isinstance(up, nn.Identity):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
         h = self.conv_out(F.silu(self.norm_out(h)))

@@ -11,6 +11,9 @@ model has not seen far better than a global vector learnt from a few heads (the 
 ``latent_dim`` must then equal ``latent_channels x (S/2^n)^2``). Outside the class latents are always flat
 ``(B, latent_dim)``; :meth:`ConvVAE.decode` also takes ``(B, *latent_shape)``.
 
+``vae.checkpointing = True`` (training's ``model.checkpointing``) recomputes each stage in the backward pass
+(:func:`~genrecon.priors.unet.run_unit`); a run-time switch, not in :meth:`ConvVAE.arch_params`.
+
 Loss per image (``P`` pixels): ``(sum_pixels l(x, G(z)) + beta KL(q(z|x) || N(0, I))) / P`` with ``l`` the
 squared error (``recon="mse"``) or binary cross-entropy (``recon="bce"``), ``z = mu + sigma * e``.
 
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, ShapeError
-from .unet import _norm, materialise
+from .unet import _norm, materialise, run_unit
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -108,6 +111,7 @@ class ConvVAE(nn.Module):
         self.image_size = int(image_size)
         self.channels = int(channels)
         self.latent_dim = int(latent_dim)
+        self.checkpointing = False  # run-time switch (module docstring), not in config
         widths = [base_channels * m for m in channel_mults]
         self.coarse = image_size // 2**n
         self.coarse_channels = widths[-1]
@@ -172,7 +176,7 @@ class ConvVAE(nn.Module):
         expected = (self.channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ShapeError(f"VAE encoder expects images (B, {', '.join(map(str, expected))}); got {tuple(x.shape)}")
-        h = self.encoder(x)
+        h = self._stages(self.encoder, x)
         if not self.latent_channels:
             h = h.flatten(1)
         return self.to_mu(h).flatten(1), self.to_logvar(h).flatten(1)
@@ -187,7 +191,12 @@ class ConvVAE(nn.Module):
             h = self.from_z(z.reshape(-1, *shape))
         else:
             h = self.from_z(z.reshape(-1, self.latent_dim)).reshape(-1, self.coarse_channels, self.coarse, self.coarse)
-        return self.conv_out(self.decoder(F.silu(h)))
+        return self.conv_out(self._stages(self.decoder, F.silu(h)))
+
+    def _stages(self, stages: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
+        for stage in stages:
+            h = run_unit(stage, h, checkpointing=self.checkpointing)
+        return h
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``G(z) = sigmoid(decoder(z))``: images ``(B, C, S, S)`` in ``(0, 1)``; differentiable in ``z``."""

@@ -52,6 +52,12 @@ class DataSection:
     max_val: int = field(default=64, metadata={"ge": 1, "doc": "held-out images for the validation loss"})
 
 
+CHECKPOINTING_DOC = ("gradient checkpointing: recompute each residual unit (VAE: stage) in the backward pass; less "
+                     "memory, ~1 more forward of time, same results; not stored in the exported prior")
+#: model keys that change how a run computes, not the network: a resumed run may change them
+RUN_TIME_MODEL_KEYS = ("checkpointing",)
+
+
 @dataclass(frozen=True)
 class DiffusionModel:
     """UNet denoiser and noise schedule (``kind: diffusion``)."""
@@ -74,6 +80,7 @@ class DiffusionModel:
     sigma_data: float = field(default=0.5, metadata={"gt": 0, "doc": "EDM data std (images in [-1, 1])"})
     sigma_min: float = field(default=0.002, metadata={"gt": 0, "doc": "EDM smallest sampling sigma"})
     sigma_max: float = field(default=80.0, metadata={"gt": 0, "doc": "EDM largest sampling sigma"})
+    checkpointing: bool = field(default=False, metadata={"doc": CHECKPOINTING_DOC})
 
     def problems(self) -> list[str]:
         out = []
@@ -123,6 +130,7 @@ class GeneratorModel:
     recon: Literal["mse", "bce"] = field(default="mse", metadata={"doc": "reconstruction loss"})
     beta: float = field(default=0.01, metadata={"ge": 0, "doc": "KL weight (per image, against summed recon)"})
     beta_warmup_steps: int = field(default=1000, metadata={"ge": 0, "doc": "beta ramps linearly from 0"})
+    checkpointing: bool = field(default=False, metadata={"doc": CHECKPOINTING_DOC})
 
     def arch_params(self) -> dict[str, Any]:
         """The parameters :meth:`ConvVAE.build` takes."""

@@ -38,9 +38,11 @@ class DiffusionTask:
         return self.cfg.arch_params()
 
     def build(self, generator: torch.Generator) -> DiffusionPrior:
-        return DiffusionPrior.build(
+        prior = DiffusionPrior.build(
             self.arch_params(), image_size=self.image_size, channels=self.channels, generator=generator
         )
+        prior.net.checkpointing = self.cfg.checkpointing  # run-time only: not in arch_params
+        return prior
 
     def loss(
         self, model: DiffusionPrior, images: torch.Tensor, generator: torch.Generator, step: int

@@ -36,7 +36,9 @@ class GeneratorTask:
         return self.cfg.arch_params()
 
     def build(self, generator: torch.Generator) -> ConvVAE:
-        return ConvVAE.build(self.arch_params(), image_size=self.image_size, channels=self.channels, generator=generator)
+        vae = ConvVAE.build(self.arch_params(), image_size=self.image_size, channels=self.channels, generator=generator)
+        vae.checkpointing = self.cfg.checkpointing  # run-time only: not in arch_params
+        return vae
 
     def beta_at(self, step: int) -> float:
         """``beta_n = beta min(1, n / warmup)``."""

@@ -32,7 +32,7 @@ from .. import __version__
 from ..errors import CheckpointError, ConfigError, Interrupted
 from ..priors.checkpoint import TRAIN_STATE_FORMAT, atomic_torch_save, save_prior
 from .augment import augment
-from .config import TrainConfig, config_to_dict
+from .config import RUN_TIME_MODEL_KEYS, TrainConfig, config_to_dict
 from .data import PriorData, ShardedBatches, derive_seed, load_prior_data
 from .diffusion import DiffusionTask
 from .distributed import DistContext, setup_distributed
@@ -54,6 +54,8 @@ def make_task(cfg: TrainConfig) -> DiffusionTask | GeneratorTask:
 def _dotted(d: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         d = d.get(part, {}) if isinstance(d, dict) else {}
+    if key == "model" and isinstance(d, dict):  # run-time keys (checkpointing) may change on resume
+        return {k: v for k, v in d.items() if k not in RUN_TIME_MODEL_KEYS}
     return d
 
 
