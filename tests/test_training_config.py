@@ -137,3 +137,19 @@ def test_module_entry_reports_config_errors(tmp_path, capsys):
 
     assert main(["--config", str(tmp_path / "none.yaml")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("train_prior_*.yaml")), ids=lambda p: p.stem)
+def test_every_training_config_parses_and_its_init_from_fits(path):
+    """Each shipped training config validates; one that continues a shipped prior (train.init_from) has that
+    prior's architecture, so the run does not stop at its first step."""
+    import torch
+
+    from genrecon.priors.checkpoint import load_prior
+    from genrecon.training.loop import make_task
+
+    cfg = load_train_config(path)
+    if cfg.train.init_from:
+        prior, _ = load_prior(cfg.train.init_from, kind=cfg.kind, image_size=cfg.data.size)
+        model = make_task(cfg).build(torch.Generator().manual_seed(0))
+        model.load_state_dict({k: v.float() for k, v in prior.state_dict().items()})  # strict: same names, shapes
