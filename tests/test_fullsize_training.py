@@ -65,10 +65,10 @@ def test_checkpointed_network_matches_plain(kind):
         net, x = _perturbed(prior.net), torch.randn(2, 1, 16, 16, dtype=torch.float64)
         call = lambda m, v: m(v, torch.tensor([3.0, 40.0], dtype=torch.float64))  # noqa: E731
     else:
-        net = _perturbed(ConvVAE.build({"latent_dim": 32, "base_channels": 8, "channel_mults": [1, 2], "groups": 4,
-                                        "latent_channels": 2}, image_size=16, generator=torch.Generator().manual_seed(0)))
+        arch = {"latent_dim": 32, "base_channels": 8, "channel_mults": [1, 2], "groups": 4, "latent_channels": 2}
+        net = _perturbed(ConvVAE.build(arch, image_size=16, generator=torch.Generator().manual_seed(0)))
         x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
-        call = lambda m, v: m.decode_logits(sum(m.encode(v)))  # noqa: E731  (mu + logvar: both heads get gradients)
+        call = lambda m, v: m.decode_logits(sum(m.encode(v)))  # noqa: E731  (mu + logvar: both get gradients)
     y0, gx0, gp0 = _outputs_and_grads(net, False, call, x)
     y1, gx1, gp1 = _outputs_and_grads(net, True, call, x)
     assert torch.allclose(y0, y1, rtol=0, atol=1e-10) and torch.allclose(gx0, gx1, rtol=0, atol=1e-10)
@@ -94,14 +94,15 @@ def tiny_h5(tmp_path_factory):
     return write_prior_data(tmp_path_factory.mktemp("data") / "tiny.h5", _disks(16, 16, 0), _disks(4, 16, 1))
 
 
-def _config(out, data, checkpointing, kind="diffusion", steps=3):
-    model = ({"base_channels": 8, "channel_mults": [1, 2], "attention_levels": [1], "groups": 4, "timesteps": 50} if kind == "diffusion" else
+def _config(out, data, checkpointing, kind="diffusion", steps=3, **train):
+    model = ({"base_channels": 8, "channel_mults": [1, 2], "attention_levels": [1], "groups": 4, "timesteps": 50}
+             if kind == "diffusion" else
              {"latent_dim": 8, "base_channels": 8, "channel_mults": [1, 2], "groups": 4, "beta_warmup_steps": 2})
     return parse_train_config({
         "version": 1, "seed": 1, "device": "cpu", "kind": kind, "data": {"path": str(data), "size": 16, "max_val": 4},
         "model": {**model, "checkpointing": checkpointing},
         "train": {"steps": steps, "batch_size": 4, "lr": 2e-3, "warmup_steps": 1, "ema": 0.5, "checkpoint_every": 2,
-                  "sample_every": 100, "log_every": 1, "n_samples": 2, "sample_steps": 2},
+                  "sample_every": 100, "log_every": 1, "n_samples": 2, "sample_steps": 2, **train},
         "augment": {"flips": True, "rotation_deg": 5},
         "output": {"dir": str(out / "run")},
     })
@@ -139,6 +140,18 @@ def test_resume_may_switch_checkpointing(tmp_path, tiny_h5):
     cfg = _config(tmp_path, tiny_h5, True, steps=6)
     with pytest.raises(ConfigError, match="model differ"):
         train_prior(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, base_channels=12)), resume=True)
+
+
+def test_amp_on_the_cpu_trains_in_bf16_with_checkpointing(tmp_path, tiny_h5):
+    """train.amp on the CPU: bf16 autocast (no loss scaling), float32 weights and export; close to the float32 run."""
+    amp = train_prior(_config(tmp_path / "amp", tiny_h5, True, amp=True))
+    fp32 = train_prior(_config(tmp_path / "fp32", tiny_h5, True))
+    assert amp["steps"] == 3 and amp["weights_sha256"] != fp32["weights_sha256"]
+    assert amp["train_loss"] == pytest.approx(fp32["train_loss"], rel=0.05)
+    model, meta = load_prior(amp["export"], kind="diffusion", image_size=16)
+    assert meta["training"]["train"]["amp"] is True
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert torch.load(tmp_path / "amp" / "run" / "checkpoint.pt", weights_only=True)["scaler"] == {}
 
 
 def test_checkpointing_key_is_validated():

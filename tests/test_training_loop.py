@@ -151,9 +151,10 @@ def test_resume_refuses_changed_model(tmp_path, tiny_h5):
         train_prior(cfg, resume=True)
 
 
-def test_amp_needs_cuda(tmp_path, tiny_h5):
+def test_amp_needs_cuda_or_cpu(tmp_path, tiny_h5):
+    """train.amp runs on CUDA or the CPU (bf16: tests/test_fullsize_training.py); other devices are refused."""
     with pytest.raises(ConfigError, match="train.amp"):
-        train_prior(config(tmp_path, tiny_h5, amp=True))
+        train_prior(dataclasses.replace(config(tmp_path, tiny_h5, amp=True), device="mps"))
 
 
 def test_data_errors(tmp_path, tiny_h5):

@@ -162,7 +162,9 @@ class TrainSection:
     warmup_steps: int = field(default=100, metadata={"ge": 0, "doc": "linear learning-rate warm-up"})
     grad_clip: float | None = field(default=1.0, metadata={"gt": 0, "doc": "max gradient norm (null: off)"})
     ema: float = field(default=0.999, metadata={"ge": 0, "lt": 1, "doc": "EMA decay of exported weights (0: off)"})
-    amp: bool = field(default=False, metadata={"doc": "mixed precision (CUDA only)"})
+    amp: bool = field(default=False, metadata={
+        "doc": "mixed precision: bf16 autocast (CUDA; fp16 + loss scaling on GPUs without bf16; on the CPU bf16, "
+               "faster only on CPUs with native bf16, e.g. AVX512-BF16 or AMX)"})
     checkpoint_every: int = field(default=500, metadata={"ge": 1, "doc": "steps between training checkpoints"})
     sample_every: int = field(default=1000, metadata={"ge": 1, "doc": "steps between val loss + sample grids"})
     log_every: int = field(default=50, metadata={"ge": 1, "doc": "steps between loss.csv rows"})

@@ -2,8 +2,9 @@
 
 ``theta <- AdamW(theta, mean_r grad L_r(theta))`` with the kind's loss ``L`` (diffusion: denoising MSE;
 generator: VAE reconstruction + beta KL), a linear learning-rate warm-up, gradient clipping, an EMA of the
-weights, mixed precision on CUDA only, and seeded generators for everything random (initialisation, data
-order, augmentation, noise). A run folder ``output.dir`` holds::
+weights, optional mixed precision (bf16 autocast on CUDA or the CPU; fp16 with loss scaling on GPUs without
+bf16), and seeded generators for everything random (initialisation, data order, augmentation, noise). A run
+folder ``output.dir`` holds::
 
     config.yaml     the resolved configuration
     checkpoint.pt   training state for --resume (weights, optimiser, EMA, step, data position, RNG states)
@@ -64,9 +65,9 @@ class _Trainer:
         self.cfg, self.dist, self.progress = cfg, dist, progress
         self.device = dist.device
         t = cfg.train
-        if t.amp and self.device.type != "cuda":
-            raise ConfigError(f"train.amp: mixed precision needs a CUDA device; this run is on {self.device}: "
-                              "set train.amp: false")
+        if t.amp and self.device.type not in ("cuda", "cpu"):
+            raise ConfigError(f"train.amp: mixed precision runs on CUDA or the CPU (bf16); this run is on "
+                              f"{self.device}: set train.amp: false")
         self.run_dir = Path(cfg.output.dir)
         self.ckpt_path = self.run_dir / "checkpoint.pt"
         self.csv_path = self.run_dir / "loss.csv"
@@ -86,7 +87,8 @@ class _Trainer:
         self.aug_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "augment", dist.rank))
         self.amp_dtype = None
         if t.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            cpu_or_bf16 = self.device.type == "cpu" or torch.cuda.is_bf16_supported()
+            self.amp_dtype = torch.bfloat16 if cpu_or_bf16 else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.elapsed_before = 0.0
