@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=DEFAULT_CONFIG)
     ap.add_argument("--batches", default="2,4", help="comma-separated training batch sizes")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per setting (after one warm-up step)")
-    ap.add_argument("--bf16", action="store_true", help="also time bf16 autocast on the CPU (batch 2, no ckpt)")
+    ap.add_argument("--bf16", action="store_true", help="also time bf16 autocast on the CPU (batch 2)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--one", default=None, help="JSON spec: run one measurement here and print it")
     args = ap.parse_args(argv)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     for b in (int(v) for v in args.batches.split(",")):
         specs += [{"mode": "train", "batch": b, "checkpointing": ck} for ck in (False, True)]
     if args.bf16:
-        specs.append({"mode": "train", "batch": 2, "checkpointing": False, "amp_bf16": True})
+        specs += [{"mode": "train", "batch": 2, "checkpointing": ck, "amp_bf16": True} for ck in (False, True)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     records = []
     for spec in specs:
