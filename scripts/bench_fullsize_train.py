@@ -188,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "genrecon", "scripts/bench_fullsize_train.py",
-                                 args.config], capture_output=True, text=True, cwd=ROOT).stdout.strip())
+    used = ["genrecon/priors", "genrecon/training", "genrecon/benchmark/common.py", "scripts/bench_fullsize_train.py",
+            args.config]  # what this benchmark runs; other agents' uncommitted files elsewhere do not count
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", *used], capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip())
     result = {
         "what": "CPU cost of a full-size diffusion prior (train step, denoiser forward)",
         "script": "scripts/bench_fullsize_train.py",
