@@ -18,6 +18,7 @@ from ...errors import ConfigError
 from ...registry import OPERATORS
 from .geometry import DEFAULT_MEMORY_BUDGET_MIB, default_n_detectors, image_size_of, positive_float, positive_int
 from . import batched
+from .fan import fan_adjoint, fan_forward
 from .onthefly import parallel_adjoint, parallel_forward
 from .projector import CTProjector
 
@@ -115,9 +116,10 @@ class FanBeam(CTProjector):
             ``(source_distance + detector_distance) / source_distance`` (1 pixel at the isocentre).
         normalize: divide by the operator norm so ``||A|| = 1``.
         matrix: ``auto`` (store the projection matrix when its build fits ``memory_budget_mib``), ``always``
-            or ``never`` (weights computed on the fly per block of views: no stored matrix, same numbers).
+            or ``never`` (on the fly, :mod:`.fan`: cumulative sums along image lines per tile, no stored
+            matrix, same numbers).
         memory_budget_mib: memory the projector may use: for the matrix build under ``auto`` (the matrices kept
-            are ~1/2.5 of it), and for the on-the-fly blocks.
+            are ~1/2.5 of it); the on-the-fly tiles use a few MiB whatever it says.
 
     Example:
         >>> import math, torch
@@ -206,6 +208,13 @@ class FanBeam(CTProjector):
         half = math.atan(0.5 / max(d_so - radius - 0.5, 1e-6))
         gamma = min(math.asin(min(radius / d_so, 1.0)) + half, math.pi / 2 - 1e-6)
         return d_sd * 2 * half / math.cos(gamma) ** 2
+
+    def _raw_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # cumulative sums along image rows / columns per tile (:mod:`.fan`), one image or a batch
+        return fan_forward(self, x)
+
+    def _raw_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return fan_adjoint(self, y)
 
     def _footprints(self, x, y, cos, sin):
         d_so, d_sd = self.source_distance, self.source_distance + self.detector_distance

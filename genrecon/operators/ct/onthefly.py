@@ -1,11 +1,12 @@
 """The matrix-free path of the CT projectors: weights computed per block of views, never stored.
 
-Generic (any projector, here the fan beam): :func:`block_weights` gives the (pixel, bin, weight) triples of
-a chunk of pixels x views, once for the whole batch; the forward scatters them per image (1-D ``index_add_``)
-into the sinogram, the adjoint applies them as a CSR matrix (a row per pixel) to the batch-last sinograms, so
-``<Ax, y> = <x, A^T y>`` to rounding and the entries equal the stored matrix's. The weights cost ~20 float64
-operations per candidate entry and dominate: ~0.9 s per call at 256 x 256 with 180 views, 12-14 s at 512 x
-512 with 720 views (one thread; ASTRA 'line_fanflat' ~1.7 s); each further image of a batch adds ~1 ns per entry.
+Generic (the default of :class:`~.projector.CTProjector` for a geometry without a faster path; the parallel
+and fan beams have theirs, the fan beam's in :mod:`.fan`): :func:`block_weights` gives the (pixel, bin,
+weight) triples of a chunk of pixels x views, once for the whole batch; the forward scatters them per image
+(1-D ``index_add_``) into the sinogram, the adjoint applies them as a CSR matrix (a row per pixel) to the
+batch-last sinograms, so ``<Ax, y> = <x, A^T y>`` to rounding and the entries equal the stored matrix's. The
+weights cost ~20 float64 operations per candidate entry and dominate (the fan beam at 512 x 512 with 720
+views took 12-14 s per call this way, one thread).
 
 Parallel beam (separable, faster): for a view whose rays are closer to vertical, the footprints of one image
 row tile the detector with boundaries ``b_m = (m - N/2) a + o_r`` (``a = cos``, ``o_r = y_r sin``; a view closer
