@@ -225,3 +225,20 @@ def test_cosine_learning_rate_schedule(tmp_path, tiny_h5):
     assert all(a > b for a, b in zip(rates, rates[1:]))
     with pytest.raises(ConfigError, match="lr_min"):
         config(tmp_path, tiny_h5, lr=1e-3, lr_schedule="cosine", lr_min=1e-2)
+
+
+def test_dropout_is_seeded_resumable_and_leaves_the_global_rng_alone(tmp_path, tiny_h5):
+    """Dropout draws from torch's global generator; the loop seeds it per step from the run's seed."""
+    def with_dropout(path, **train):
+        cfg = config(path, tiny_h5, **train)
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=0.3))
+
+    before = torch.random.get_rng_state()
+    train_prior(with_dropout(tmp_path / "a"))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(12345)  # another global state: the run must not depend on it
+    train_prior(with_dropout(tmp_path / "b", steps=4))
+    train_prior(with_dropout(tmp_path / "b"), resume=True)
+    assert same(state(tmp_path / "a/run/checkpoint.pt"), state(tmp_path / "b/run/checkpoint.pt"))
+    train_prior(config(tmp_path / "c", tiny_h5))  # without dropout the weights differ: dropout did act
+    assert not same(state(tmp_path / "a/run/checkpoint.pt"), state(tmp_path / "c/run/checkpoint.pt"))

@@ -38,7 +38,7 @@ from .data import PriorData, ShardedBatches, derive_seed, load_prior_data
 from .diffusion import DiffusionTask
 from .distributed import DistContext, setup_distributed
 from .ema import EMA
-from .state import SignalFlag, lr_at, save_grid, weights_sha256
+from .state import SignalFlag, lr_at, save_grid, seeded_global_rng, weights_sha256
 from .generator import GeneratorTask
 
 Progress = Callable[[int, int, dict[str, Any]], None]
@@ -237,7 +237,10 @@ class _Trainer:
         lr = self.lr_for(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        drop = (derive_seed(self.cfg.seed, "dropout", self.dist.rank, self.step)
+                if getattr(self.cfg.model, "dropout", 0) else None)  # dropout: seeded per step (resumable)
+        with seeded_global_rng(drop, self.device), torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             loss, _ = self.task.loss(self.model, x, self.noise_gen, self.step)
         if not torch.isfinite(loss):
             raise ConfigError(f"training diverged at step {self.step} (loss {float(loss)}): lower train.lr "

@@ -1,14 +1,15 @@
 """Pieces of a training run beside the loop: the learning-rate schedule, sample grids, a weights fingerprint,
-signal handling."""
+signal handling, seeded dropout."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -80,3 +81,24 @@ class SignalFlag:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Run the block with torch's global generator (and ``device``'s, on CUDA) seeded with ``seed``, restored
+    afterwards; ``seed=None``: leave them alone.
+
+    ``nn.Dropout`` draws from the global generator: seeding it per step from the run's seed makes dropout the
+    same in every run of a config and across ``--resume`` (nothing to save), and leaves the caller's draws alone.
+    (Non-reentrant gradient checkpointing stores and restores the state itself for its recomputation.)
+    """
+    if seed is None:
+        yield
+        return
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda" if cuda else "cpu"):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
