@@ -37,7 +37,7 @@ import torch
 TILE_LINES = 32
 TILE_POSITIONS = 64
 #: pixels per chunk of (view, tile) pairs (the temporaries stay within the CPU caches: measured fastest)
-CHUNK_POINTS = 2**17
+CHUNK_POINTS = 2**18
 #: views whose geometry is computed together
 VIEW_BLOCK = 64
 
@@ -110,6 +110,7 @@ def _pairs(op, rows: bool, views: torch.Tensor, h: int, w: int, dtype, device) -
     lo_t = (lo.unsqueeze(2) - ps).clamp_(0, w)  # (V, N, npt): within each position tile
     hi_t = torch.maximum((hi.unsqueeze(2) - ps).clamp_(0, w), lo_t)
     live = (hi_t > lo_t).index_select(1, lines).view(nv, nlt, h, npt).any(2)  # (V, nlt, npt)
+    whole = ((hi_t - lo_t) == w).index_select(1, lines).view(nv, nlt, h, npt).all(2)  # every pixel in the pass
     # each tile's window of bin edges: beta is monotone along lines and across them: its extremes are at the
     # tile's corners (first / last line, first / last boundary)
     lz = lc[torch.stack([ls, ls + h - 1], 1)].view(1, nlt, 2, 1, 1)
@@ -120,7 +121,8 @@ def _pairs(op, rows: bool, views: torch.Tensor, h: int, w: int, dtype, device) -
     corner = ((d_sd * pn - e0 * dist) / (du * dist)).transpose(2, 3).reshape(nv, nlt, npt, 4)
     s_all = torch.floor(corner.amin(3))
     q_all = torch.ceil(corner.amax(3)) - s_all
-    key = live.view(-1).nonzero().view(-1)
+    key = torch.cat([(live & whole).view(-1).nonzero().view(-1), (live & ~whole).view(-1).nonzero().view(-1)])
+    n_whole = int((live & whole).sum())  # the pairs [0, n_whole) need no clamping of boundaries
     v, lt, pt = key // (nlt * npt), (key // npt) % nlt, key % npt
     s, qmax = s_all.view(-1).index_select(0, key), q_all.view(-1).index_select(0, key)
     at_line, at_pos = v * nlt + lt, v * npt + pt
@@ -142,7 +144,7 @@ def _pairs(op, rows: bool, views: torch.Tensor, h: int, w: int, dtype, device) -
            "across2": per(across.square().to(dtype).index_select(1, lines), at_line, h),
            "inv": per(across.reciprocal().to(dtype).index_select(1, lines), at_line, h),
            "along2": per(along.square().to(dtype).index_select(1, pos), at_pos, w)}
-    return {"rows": rows, "qmax_list": qmax.tolist(), **{k: t.to(device) for k, t in out.items()}}
+    return {"rows": rows, "qmax_list": qmax.tolist(), "n_whole": n_whole, **{k: t.to(device) for k, t in out.items()}}
 
 
 def _factor(g: dict, sl: slice) -> torch.Tensor:
@@ -152,23 +154,27 @@ def _factor(g: dict, sl: slice) -> torch.Tensor:
 
 
 def _beta(g: dict, sl: slice, w: int) -> torch.Tensor:
-    """``beta(m) - s`` ``(P, h, w + 1)`` at the tiles' pixel boundaries ``m`` clamped to the line's pixels of the
-    pass, ``[lo, hi]``: the others get no footprint (this is the mask), in bins."""
-    lo = g["lo"][sl].unsqueeze(2)
-    m = torch.arange(w + 1, dtype=lo.dtype, device=lo.device).view(1, 1, -1).expand(lo.shape[0], lo.shape[1], -1)
-    m = torch.minimum(torch.maximum(m, lo), g["hi"][sl].unsqueeze(2))  # (clamp with tensor bounds is slower)
-    den = torch.mul(m, g["d"][sl].view(-1, 1, 1)).add_(g["c"][sl].unsqueeze(2))
-    return m.mul_(g["b"][sl].view(-1, 1, 1)).add_(g["a"][sl].unsqueeze(2)).div_(den)
+    """``beta(m) - s`` ``(P, h, w + 1)`` at the tiles' pixel boundaries ``m``, in bins; in the tiles with pixels of
+    both passes, ``m`` clamped to the line's pixels of the pass, ``[lo, hi]``: the others get no footprint (this
+    is the mask)."""
+    a, b, c, d = g["a"][sl].unsqueeze(2), g["b"][sl].view(-1, 1, 1), g["c"][sl].unsqueeze(2), g["d"][sl].view(-1, 1, 1)
+    m = torch.arange(w + 1, dtype=a.dtype, device=a.device).view(1, 1, -1)
+    if sl.stop <= g["n_whole"]:
+        return torch.add(a, b * m).div_(torch.add(c, d * m))
+    m = m.expand(a.shape[0], a.shape[1], -1)
+    m = torch.minimum(torch.maximum(m, g["lo"][sl].unsqueeze(2)), g["hi"][sl].unsqueeze(2))  # (faster than clamp)
+    den = torch.mul(m, d).add_(c)
+    return m.mul_(b).add_(a).div_(den)
 
 
 def _chunks(g: dict, per_pair: int):
-    """``(slice, width)`` chunks of about :data:`CHUNK_POINTS` pixels of the pairs of ``g`` (``per_pair`` each),
-    ``width``: the largest window in the chunk (edges)."""
-    qmax = g["qmax_list"]
-    n_pairs, step = len(qmax), max(1, CHUNK_POINTS // per_pair)
-    for p0 in range(0, n_pairs, step):
-        sl = slice(p0, min(n_pairs, p0 + step))
-        yield sl, int(max(qmax[sl])) + 1
+    """``(slice, width)`` chunks of about :data:`CHUNK_POINTS` pixels of the pairs of ``g`` (``per_pair`` each;
+    the pairs ``[0, n_whole)`` and the others apart), ``width``: the largest window in the chunk (edges)."""
+    qmax, step = g["qmax_list"], max(1, CHUNK_POINTS // per_pair)
+    for start, stop in ((0, g["n_whole"]), (g["n_whole"], len(qmax))):
+        for p0 in range(start, stop, step):
+            sl = slice(p0, min(stop, p0 + step))
+            yield sl, int(max(qmax[sl])) + 1
 
 
 def fan_forward(op, x: torch.Tensor) -> torch.Tensor:
@@ -193,10 +199,8 @@ def fan_forward(op, x: torch.Tensor) -> torch.Tensor:
             for sl, width in _chunks(g, h * w):
                 p, width = sl.stop - sl.start, width + 1  # window bins: edges 0 .. qmax, and one beyond
                 pos = _beta(g, sl, w)
-                idx = pos.to(torch.int32)  # truncation: pos >= 0 (to rounding)
+                idx = pos.to(torch.int32).view(p, -1).to(torch.int64)  # truncation: pos >= 0 (to rounding)
                 frac = pos.frac_()
-                idx += (torch.arange(p, dtype=torch.int32, device=dev) * width).view(p, 1, 1)
-                idx = idx.view(-1).to(torch.int64)
                 xf = tiles[g["rows"]].index_select(1, g["tile"][sl]).mul_(_factor(g, sl))
                 jump = x.new_empty(b, p, h, w + 1)  # the jumps of x * factor at the boundaries (0 outside)
                 jump[..., 0] = xf[..., 0]
@@ -204,12 +208,11 @@ def fan_forward(op, x: torch.Tensor) -> torch.Tensor:
                 torch.neg(xf[..., w - 1], out=jump[..., w])
                 upper = jump.mul(frac)
                 # a jump J at i + f: (1 - f) J on window bin i and f J on i + 1
-                lower, higher = x.new_zeros(b, p * width), x.new_zeros(b, p * width)
+                lower, higher = x.new_zeros(b, p, width), x.new_zeros(b, p, width)
                 for i in range(b):
-                    lower[i].scatter_add_(0, idx, jump[i].view(-1))
-                    higher[i].scatter_add_(0, idx, upper[i].view(-1))
-                lower, higher = lower.sub_(higher).view(b, p, width), higher.view(b, p, width)
-                lower[..., 1:] += higher[..., :-1]
+                    lower[i].scatter_add_(1, idx, jump[i].view(p, -1))
+                    higher[i].scatter_add_(1, idx, upper[i].view(p, -1))
+                lower.sub_(higher)[..., 1:] += higher[..., :-1]
                 cols = (g["view"][sl] * stride + g["s"][sl] + 1).view(-1, 1) + torch.arange(width, device=dev)
                 acc.index_add_(1, cols.view(-1), lower.cumsum_(2).view(b, -1))
         out[:, v0 : v0 + nb] = acc.view(b, nb, stride)[:, :, 1 : n_det + 1]
