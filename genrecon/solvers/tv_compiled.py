@@ -35,8 +35,6 @@ from ..errors import GenreconError
 
 #: graphs dynamo may keep for the loop's code before it refuses (its default, 8, is few for a sweep of sizes)
 RECOMPILE_LIMIT = 256
-#: inductor options of the compiled loop (``memory_planning`` was slower here)
-OPTIONS: dict = {}
 #: compiled loops by (n_iter, constraint, planes); each holds its graphs per shape (dynamo's cache)
 _LOOPS: dict[tuple[int, str, int], Callable] = {}
 #: (loop key, shapes) compiled in this process: a failure there is a compiler's failure
@@ -83,8 +81,8 @@ def _make_loop(n_iter: int, constraint: str, K: int) -> Callable:
             for k in range(K):
                 x = scaled_x(k, q0[k], q1[k], lo, s, r)
                 c = s - lo
-                g0.append(torch.where(m0[s:s + r], (q0[k][:, c:c + r] + scaled_x(k, q0[k], q1[k], lo, s + 1, r)) - x, 0.0))
-                g1.append(torch.where(m1[s:s + r], (q1[k][:, c:c + r] + scaled_x(k, q0[k], q1[k], lo, s + W, r)) - x, 0.0))
+                g0.append(((q0[k][:, c:c + r] + scaled_x(k, q0[k], q1[k], lo, s + 1, r)) - x) * m0[s:s + r])
+                g1.append(((q1[k][:, c:c + r] + scaled_x(k, q0[k], q1[k], lo, s + W, r)) - x) * m1[s:s + r])
             n = g0[0] * g0[0]
             for g in g0[1:] + g1:
                 n = n + g * g
@@ -116,8 +114,8 @@ class CompiledWorkspace:
         self.bound: list[torch.Tensor] | None = None
         i = torch.arange(N, device=device) - self.M
         inside = (i >= 0) & (i < H * W)
-        self.m0 = inside & (i % W != W - 1)  # bool: a byte a pixel
-        self.m1 = inside & (i < H * W - W)
+        self.m0 = (inside & (i % W != W - 1)).to(dtype)
+        self.m1 = (inside & (i < H * W - W)).to(dtype)
         self.xs = [torch.empty(L, H, W, dtype=dtype, device=device) for _ in range(K)]
 
     def image(self, planes: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -163,8 +161,7 @@ def run(ws: CompiledWorkspace, n_iter: int, constraint: str, lam8: float) -> Non
         raise compile_error(reason)
     fn = _LOOPS.get(key)
     if fn is None:
-        fn = _LOOPS[key] = torch.compile(_make_loop(n_iter, constraint, K), dynamic=False, fullgraph=True,
-                                         options=dict(OPTIONS))
+        fn = _LOOPS[key] = torch.compile(_make_loop(n_iter, constraint, K), dynamic=False, fullgraph=True)
     lam = torch.tensor(lam8, dtype=ws.b[0].dtype, device=ws.b[0].device)
     args = (ws.b, ws.p0, ws.p1, ws.m0, ws.m1, lam, ws.bound if constraint == "bound" else ws.b, ws.xs)
     if not first:
