@@ -13,12 +13,6 @@ figure is per coil). The data term of an iteration needs at most one FFT pair pe
 load from other processes affects both sides alike; on the CPU with one torch thread both sides are CPU time of
 the calling thread (``time.thread_time``: the time other processes held the core is left out), else wall time. Images are the Shepp-Logan phantom (content does not
 change the cost: fixed iteration counts, no tolerance).
-
-``Plan.compiled = (False, True)`` also measures ``fista_tv`` with ``compile: true`` (the TV prox's dual loop
-compiled by torch.compile), a row ``method: fista_tv (compiled)`` next to the eager one: the two are timed
-alternately (each repeat: eager run, FFT pairs, compiled run, FFT pairs). The compile is done by the warm-up run,
-whose seconds the row records as ``compile_s`` (the first compile of that shape in the process: cold or warm
-on-disk cache as found; 0-ish when an earlier row compiled the same shape); it is not in the per-iteration figure.
 """
 
 from __future__ import annotations
@@ -47,7 +41,6 @@ class Plan:
     modalities: tuple[str, ...] = ("mri", "mri_2d", "mri_multi", "ct")
     coils: int = 8  # mri_multi
     devices: tuple[str, ...] | None = None  # None: from the options
-    compiled: tuple[bool, ...] = (False,)  # fista_tv's compile values measured (both: alternately, one row each)
 
 #: what each modality is, for the tables
 TITLES = {"mri": "MRI single coil, random columns 4x (1-D FFTs in the normal operator)",
@@ -112,14 +105,13 @@ def _clocked(fn, device: str) -> tuple[float, float]:
     return time.perf_counter() - w0, time.thread_time() - c0
 
 
-def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device: str) -> list[dict[str, Any]]:
-    """One row per value of ``plan.compiled`` (eager, compiled), the variants timed alternately."""
+def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device: str) -> dict[str, Any]:
     from ..registry import RECONSTRUCTORS
 
     y, op = _problem(modality, n, batch, plan, device)
-    params = {"tv_weight": plan.lam, "nonneg": modality == "ct"}
-    recons = [RECONSTRUCTORS.build("fista_tv", {**params, "n_iter": plan.n_iter, "compile": c}) for c in plan.compiled]
-    warms = [RECONSTRUCTORS.build("fista_tv", {**params, "n_iter": 2, "compile": c}) for c in plan.compiled]
+    recon = RECONSTRUCTORS.build("fista_tv", {"tv_weight": plan.lam, "n_iter": plan.n_iter,
+                                              "nonneg": modality == "ct"})
+    warm = RECONSTRUCTORS.build("fista_tv", {"tv_weight": plan.lam, "n_iter": 2, "nonneg": modality == "ct"})
     mri = modality.startswith("mri")
     coils = plan.coils if modality == "mri_multi" else 1
     # one torch thread on the CPU: all the work runs on this thread, whose CPU time leaves out the time other
@@ -137,33 +129,22 @@ def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device
             pair()
             return float(np.median([_clocked(pair, device)[1 if cpu_clock else 0] for _ in range(5)]))
     repeats = min(opts.repeats, 3) if not mri else max(3, min(opts.repeats, 7))
-    runs, pairs, mems, setup = [[] for _ in recons], [[] for _ in recons], [], []
     with torch.no_grad():
-        for warm in warms:  # builds CT matrices and the step size, warms caches; compile: compiles (timed)
-            setup.append(_clocked(lambda: warm(y, op), device)[0])
-        for i, recon in enumerate(recons):
-            with PeakMemory(device) as mem:
-                runs[i].append(_clocked(lambda: recon(y, op), device))
-            mems.append(mem)
-            if mri:
-                pairs[i].append(pair_seconds())
+        warm(y, op)  # builds CT matrices and the step size, warms caches
+        with PeakMemory(device) as mem:
+            first = _clocked(lambda: recon(y, op), device)
+        runs, pairs = [first], []
+        if mri:
+            pairs.append(pair_seconds())
         for _ in range(repeats - 1):
-            for i, recon in enumerate(recons):
-                runs[i].append(_clocked(lambda: recon(y, op), device))
-                if mri:
-                    pairs[i].append(pair_seconds())
-    return [_row(modality, n, batch, device, plan, c, runs[i], pairs[i], mems[i], setup[i], coils, cpu_clock)
-            for i, c in enumerate(plan.compiled)]
-
-
-def _row(modality, n, batch, device, plan, compiled, runs, pairs, mem, setup, coils, cpu_clock) -> dict[str, Any]:
+            runs.append(_clocked(lambda: recon(y, op), device))
+            if mri:
+                pairs.append(pair_seconds())
     seconds = float(np.median([wall for wall, _ in runs]))
     row = {"modality": modality, "size": n, "batch": batch, "device": device, "n_iter": plan.n_iter,
            "seconds": seconds, "s_per_iter": seconds / plan.n_iter, "s_per_slice": seconds / batch,
            "peak_mib": mem.mib, "memory_method": mem.method}
-    if compiled:
-        row.update(method="fista_tv (compiled)", compile_s=setup)
-    if pairs:
+    if mri:
         its = [(cpu if cpu_clock else wall) / plan.n_iter for wall, cpu in runs]
         ratios = [it / p for it, p in zip(its, pairs)]
         # the pair transforms all ``coils`` coil images: the ratio is already per coil
@@ -180,7 +161,7 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
     devs = devices(opts, plan)
     doc = new_document(NAME, TITLE, opts, {"sizes": list(plan.sizes), "batches": list(plan.batches),
                                            "n_iter": plan.n_iter, "lam": plan.lam, "ct_views": plan.ct_views,
-                                           "coils": plan.coils, "compiled": list(plan.compiled),
+                                           "coils": plan.coils,
                                            "modalities": list(plan.modalities), "devices": devs})
     if not torch.cuda.is_available():
         doc["missing"].append("cuda: no CUDA device on this machine (CPU only)")
@@ -188,12 +169,11 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
         for modality in plan.modalities:
             for n in plan.sizes:
                 for batch in (plan.batches if modality != "mri_multi" else plan.batches[:1]):
-                    for row in measure(modality, n, batch, plan, opts, device):
-                        doc["records"].append(row)
-                        ratio = f", {row['iter_per_fft_pair']:.1f} FFT pairs" if "iter_per_fft_pair" in row else ""
-                        how = f" compiled (compile {row['compile_s']:.1f} s)" if "compile_s" in row else ""
-                        log(f"scaling: {device} {modality} {n}x{n} batch {batch}{how}: {row['s_per_iter'] * 1e3:.1f} "
-                            f"ms/it{ratio}, {fmt(row['peak_mib'], '.0f')} MiB")
+                    row = measure(modality, n, batch, plan, opts, device)
+                    doc["records"].append(row)
+                    ratio = f", {row['iter_per_fft_pair']:.1f} FFT pairs" if "iter_per_fft_pair" in row else ""
+                    log(f"scaling: {device} {modality} {n}x{n} batch {batch}: {row['s_per_iter'] * 1e3:.1f} ms/it"
+                        f"{ratio}, {fmt(row['peak_mib'], '.0f')} MiB")
                 if modality == "ct":
                     clear_cache()
     doc["tables"] = make_tables(doc)
@@ -213,9 +193,6 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
             f"iteration / FFT pair = median over the runs of (iteration time / FFT-pair time) (multi-coil: per coil; "
             f"'min' column: fastest iteration / fastest pair), both {clock} (FFT pair ms too); no image-quality "
             f"metrics here")
-    if any("compile_s" in r for r in doc["records"]):
-        conv += ("; method fista_tv (compiled): compile: true, timed alternately with the eager rows; compile s: its "
-                 "2-iteration warm-up run, which compiles (not in the per-iteration figures)")
     tables = []
     titles = {**TITLES, "ct": f"CT parallel beam, {s['ct_views']} views / 180 deg"}
     for modality, title in titles.items():
@@ -223,18 +200,15 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if not recs:
             continue
         mri = modality.startswith("mri")
-        both = any("compile_s" in r for r in recs)  # a method column (and compile seconds) only then
         rows = []
         for r in recs:
-            row = [r["device"], str(r["size"]), str(r["batch"])]
-            row += [r.get("method", "fista_tv"), fmt(r.get("compile_s"), ".1f")] if both else []
-            row += [fmt(r["s_per_iter"] * 1e3, ".2f"), fmt(r["s_per_slice"], ".3f"), fmt(r["peak_mib"], ".0f")]
+            row = [r["device"], str(r["size"]), str(r["batch"]), fmt(r["s_per_iter"] * 1e3, ".2f"),
+                   fmt(r["s_per_slice"], ".3f"), fmt(r["peak_mib"], ".0f")]
             if mri:
                 row += [fmt(r.get("fft_pair_ms"), ".3f"), fmt(r.get("iter_per_fft_pair"), ".1f"),
                         fmt(r.get("iter_per_fft_pair_min"), ".1f")]
             rows.append(row)
-        cols = ["device", "size", "batch"] + (["method", "compile s"] if both else [])
-        cols += ["ms / iteration", "s / slice", "peak MiB"]
+        cols = ["device", "size", "batch", "ms / iteration", "s / slice", "peak MiB"]
         if mri:
             cols += ["FFT pair ms", "iteration / FFT pair", "min / min"]
         tables.append(table(f"FISTA-TV scaling: {title}", cols, rows, conventions=conv,
@@ -250,7 +224,7 @@ def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any
 
     panels = []
     for modality in ("mri", "mri_2d", "mri_multi", "ct"):
-        recs = [r for r in doc["records"] if r["modality"] == modality and "compile_s" not in r]  # eager
+        recs = [r for r in doc["records"] if r["modality"] == modality]
         if not recs:
             continue
         series = []

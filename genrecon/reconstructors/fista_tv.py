@@ -28,10 +28,6 @@ class FistaTVParams:
                                                               "(0: run all iterations)"})
     nonneg: bool = field(default=False, metadata={"doc": "constrain real images (CT attenuation) to be non-negative"})
     restart: bool = field(default=False, metadata={"doc": "adaptive momentum restart"})
-    compile: bool = field(default=False, metadata={
-        "doc": "run the TV prox's dual loop compiled by torch.compile (one fused loop per dual step): the same "
-               "result to float rounding, faster once compiled, but each new image shape compiles first (seconds; "
-               "less with inductor's on-disk cache warm); needs a C++ compiler on the CPU (error if none)"})
 
     renamed: ClassVar[tuple[Renamed, ...]] = (Renamed("lam", "tv_weight", default=0.01),)
 
@@ -65,7 +61,7 @@ class FistaTV(Reconstructor):
         # a hair of safety on the power-method estimate (it approaches ||A||^2 from below)
         L = op.norm_squared(dtype=aty.real.dtype, device=aty.device) * 1.01
         step = 1.0 / L
-        prox = TVProx(self.tv_weight, self.inner_iter, nonneg=self.nonneg, compile=self.compile)
+        prox = TVProx(self.tv_weight, self.inner_iter, nonneg=self.nonneg)
 
         def grad_f(x, out=None):  # A^H A x - A^H y (into out); MRI's normal needs no FFT shifts
             return torch.sub(op.normal(x), aty, out=out)

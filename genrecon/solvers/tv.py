@@ -24,9 +24,6 @@ memory-bound planes (plus two copies of an edge):
 The arithmetic is the textbook iteration's, reordered: results agree with a direct implementation to float
 rounding (about 1e-7 relative in float32; ``tests/test_fast_fista_tv.py`` checks this against one written out
 in the test).
-
-``compile=True`` runs the dual loop through ``torch.compile`` instead (:mod:`genrecon.solvers.tv_compiled`: one
-fused loop over the image per dual step; the same iteration to float rounding; a compile per problem shape).
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ import math
 import torch
 
 from ..linalg.finite_difference import grad2d
-from . import tv_compiled
 
 
 class _Workspace:
@@ -127,9 +123,6 @@ class TVProx:
         lam: TV weight (the prox of ``s * lam * TV`` is taken for step ``s``).
         n_iter: dual iterations per call.
         nonneg: constrain real images to ``x >= 0``.
-        compile: run the dual loop compiled by ``torch.compile`` (:mod:`~genrecon.solvers.tv_compiled`): the same
-            results to float rounding, faster once compiled (seconds per new shape); a GenreconError if it cannot
-            be built here (no C++ compiler), never a silent fallback.
 
     Example:
         >>> import torch
@@ -139,12 +132,11 @@ class TVProx:
         True
     """
 
-    def __init__(self, lam: float, n_iter: int = 10, nonneg: bool = False, compile: bool = False):
+    def __init__(self, lam: float, n_iter: int = 10, nonneg: bool = False):
         self.lam = lam
         self.n_iter = n_iter
         self.nonneg = nonneg
-        self.compile = compile
-        self._ws: _Workspace | tv_compiled.CompiledWorkspace | None = None
+        self._ws: _Workspace | None = None
         self._p = 0  # which dual buffer holds p
 
     @property
@@ -152,8 +144,6 @@ class TVProx:
         """A copy of the current dual field ``(L, K, 2, H, W)`` (direction 0 along H, 1 along W), or None."""
         if self._ws is None:
             return None
-        if self.compile:
-            return torch.stack([torch.stack(self._ws.image(p), 1) for p in (self._ws.p1, self._ws.p0)], 2)
         return self._ws.interior[self._p].flip(1).transpose(1, 2).clone()
 
     def __call__(self, b: torch.Tensor, step: float, lower: torch.Tensor | None = None, *,
@@ -171,8 +161,6 @@ class TVProx:
                 x = b.clone() if out is None else b
             return x if out is None else out.copy_(x)
         with torch.no_grad():
-            if self.compile:
-                return self._prox_compiled(b.detach(), lam, constrain, lower, out)
             return self._prox(b.detach(), lam, constrain, lower, out)
 
     def _workspace(self, b: torch.Tensor) -> _Workspace:
@@ -208,38 +196,6 @@ class TVProx:
         else:
             flat.copy_(x[:, 0])
         return out
-
-    def _prox_compiled(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None,
-                       out: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`_prox` by the compiled loop (:mod:`~genrecon.solvers.tv_compiled`), on its own workspace."""
-        H, W = b.shape[-2:]
-        L, K = math.prod(b.shape[:-2]), 2 if b.is_complex() else 1
-        ws = self._ws
-        if ws is None or ws.key != (L, K, H, W, self.n_iter, b.real.dtype, b.device):
-            ws = self._ws = tv_compiled.CompiledWorkspace(L, K, H, W, self.n_iter, b.real.dtype, b.device)
-        scale = 1.0 / (8.0 * lam)
-        for plane, part in zip(ws.image(ws.b), _parts(b, L, H, W)):
-            torch.mul(part, scale, out=plane)
-        constraint = "none" if not constrain else "nonneg" if lower is None else "bound"
-        if constraint == "bound":
-            bound = lower.to(b.dtype).expand_as(b)
-            for plane, part in zip(ws.image(ws.bound_planes()), _parts(bound, L, H, W)):
-                torch.mul(part, scale, out=plane)
-        tv_compiled.run(ws, self.n_iter, constraint, 8.0 * lam)
-        if out is None:
-            out = torch.empty_like(b, memory_format=torch.contiguous_format)
-        flat = out.view(L, H, W)
-        if b.is_complex():
-            torch.complex(ws.xs[0], ws.xs[1], out=flat)
-        else:
-            flat.copy_(ws.xs[0])
-        return out
-
-
-def _parts(b: torch.Tensor, L: int, H: int, W: int) -> tuple[torch.Tensor, ...]:
-    """The real planes ``(L, H, W)`` of ``b (..., H, W)``: real and imaginary parts of a complex one (views)."""
-    b = b.reshape(L, H, W)
-    return (b.real, b.imag) if b.is_complex() else (b,)
 
 
 def _scaled_planes(b: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
