@@ -156,3 +156,22 @@ def test_at_the_priors_size_grid_upsample_changes_nothing():
         outs = [RECONSTRUCTORS.build(name, {"prior": prior, **params, **extra})(y, op, generator=G(5))
                 for extra in ({}, {"grid": "upsample", "refine_iter": 7, "refine_tv_weight": 0.1})]
         assert torch.equal(outs[0], outs[1]), name
+
+
+def test_scaling_suite_dps_rows(tmp_path):
+    """The scaling suite's full-size dps rows (benchmark.scaling_dps): the shipped prior through grid: upsample on a
+    slice larger than it; quick options shorten the loops. A row has positive seconds, the NFE asked for, and a
+    table that says what ran."""
+    from genrecon.benchmark import scaling, scaling_dps
+    from genrecon.benchmark.common import Options
+
+    opts = Options(out=tmp_path, quick=True, repeats=1)
+    assert scaling.default_plan(opts).dps_sizes == (160,) and scaling.Plan().dps_sizes == (256, 320)
+    doc = {"records": []}
+    scaling_dps.run_rows(doc, (160,), ["cpu"], opts, lambda message: None)
+    (row,) = doc["records"]
+    assert row["size"] == 160 and row["s_per_slice"] > 0 and row["nfe"] == scaling_dps.QUICK_PARAMS["steps"]
+    assert row["params"]["grid"] == "upsample" and (row["peak_mib"] is None or row["peak_mib"] >= 0)
+    (tab,) = scaling_dps.make_table(doc)
+    assert tab["rows"][0][1] == "160x160" and "grid: upsample" in tab["conventions"]
+    assert scaling_dps.make_table({"records": []}) == []

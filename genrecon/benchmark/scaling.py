@@ -13,6 +13,9 @@ figure is per coil). The data term of an iteration needs at most one FFT pair pe
 load from other processes affects both sides alike; on the CPU with one torch thread both sides are CPU time of
 the calling thread (``time.thread_time``: the time other processes held the core is left out), else wall time. Images are the Shepp-Logan phantom (content does not
 change the cost: fixed iteration counts, no tolerance).
+
+The suite ends with the generative rows of :mod:`.scaling_dps`: ``dps`` seconds and peak memory per slice at full
+size (``Plan.dps_sizes``, 256 and 320: the shipped 128 x 128 prior through ``grid: upsample``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import scaling_dps
 from .common import Log, Options, PeakMemory, fmt, new_document, sync, table
 
 NAME = "scaling"
@@ -40,6 +44,7 @@ class Plan:
     ct_views: int = 60
     modalities: tuple[str, ...] = ("mri", "mri_2d", "mri_multi", "ct")
     coils: int = 8  # mri_multi
+    dps_sizes: tuple[int, ...] = (256, 320)  # dps (grid: upsample) seconds and memory per slice (scaling_dps)
     devices: tuple[str, ...] | None = None  # None: from the options
 
 #: what each modality is, for the tables
@@ -49,7 +54,7 @@ TITLES = {"mri": "MRI single coil, random columns 4x (1-D FFTs in the normal ope
 
 
 def default_plan(opts: Options) -> Plan:
-    return Plan(sizes=(64, 128), batches=(1, 4), n_iter=5) if opts.quick else Plan()
+    return Plan(sizes=(64, 128), batches=(1, 4), n_iter=5, dps_sizes=(160,)) if opts.quick else Plan()
 
 
 def devices(opts: Options, plan: Plan) -> list[str]:
@@ -161,7 +166,7 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
     devs = devices(opts, plan)
     doc = new_document(NAME, TITLE, opts, {"sizes": list(plan.sizes), "batches": list(plan.batches),
                                            "n_iter": plan.n_iter, "lam": plan.lam, "ct_views": plan.ct_views,
-                                           "coils": plan.coils,
+                                           "coils": plan.coils, "dps_sizes": list(plan.dps_sizes),
                                            "modalities": list(plan.modalities), "devices": devs})
     if not torch.cuda.is_available():
         doc["missing"].append("cuda: no CUDA device on this machine (CPU only)")
@@ -176,6 +181,8 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
                         f"{ratio}, {fmt(row['peak_mib'], '.0f')} MiB")
                 if modality == "ct":
                     clear_cache()
+    if plan.dps_sizes:
+        scaling_dps.run_rows(doc, plan.dps_sizes, devs, opts, log)
     doc["tables"] = make_tables(doc)
     return doc
 
@@ -213,7 +220,7 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
             cols += ["FFT pair ms", "iteration / FFT pair", "min / min"]
         tables.append(table(f"FISTA-TV scaling: {title}", cols, rows, conventions=conv,
                             notes=doc.get("missing", [])))
-    return tables
+    return tables + scaling_dps.make_table(doc)
 
 
 def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any]]:

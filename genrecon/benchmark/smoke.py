@@ -21,7 +21,7 @@ PLANS = {
                                         resize="resize", slices=(2,), n_iter=20, weights={"mri": (1e-2,), "ct": (1e-4,)}),
     "generative": lambda: generative.Plan(settings=("mri8", "ct30"), source="bundled", dps_steps=2,
                                           latent={"restarts": 1, "steps": 3}, samples=2),
-    "scaling": lambda: scaling.Plan(sizes=(32, 64), batches=(1, 2), n_iter=3),
+    "scaling": lambda: scaling.Plan(sizes=(32, 64), batches=(1, 2), n_iter=3, dps_sizes=()),
 }
 MODULES = {"operators": operators, "classical": classical, "generative": generative, "scaling": scaling}
 
