@@ -38,14 +38,14 @@ class Plan:
     fan_views: int = 180        # over 360 degrees; source at 2N, detector at N beyond the isocentre
     peers: bool = True
     operators: tuple[str, ...] | None = None  # None: every registered operator
-    full_size: tuple[tuple[int, int], ...] = ()  # CT parallel beam (size, views) rows of set-up and memory, #17
+    full_size: tuple[tuple, ...] = ()  # CT rows of set-up and memory, #17: (size, views) parallel, (size, views, "fan")
     full_matrix_limit_mib: float = 8192.0  # build genrecon's stored matrix at full size when its peak fits this
 
 
 def default_plan(opts: Options) -> Plan:
     if opts.quick:
         return Plan(sizes=(64, 128), full_size=((64, 45),))
-    return Plan(full_size=((512, 180), (512, 720)))
+    return Plan(full_size=((512, 180), (512, 720), (512, 720, "fan")))
 
 
 # -- building the operators ----------------------------------------------------------------------------
