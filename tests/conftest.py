@@ -9,6 +9,17 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test (the test machine's 2 cores are shared: one thread is much faster than
+    two under load), the previous count restored after. Modules that train or sample use it for every test:
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
 

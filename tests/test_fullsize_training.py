@@ -25,12 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FULLSIZE = {"brain_diffusion_320": ("brain-mri", 320), "ct_diffusion_512": ("head-ct", 512)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _perturbed(module: torch.nn.Module) -> torch.nn.Module:

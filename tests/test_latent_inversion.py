@@ -28,13 +28,7 @@ from genrecon.reconstructors.latent_inversion import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine's 2 cores are shared: one intra-op thread is faster for these tiny problems."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class Dense(LinearOperator):

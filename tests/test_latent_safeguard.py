@@ -16,12 +16,7 @@ from genrecon.reconstructors.dps.projected import data_consistency
 SIZE = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class BlobGenerator(nn.Module):

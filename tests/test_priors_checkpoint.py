@@ -12,13 +12,7 @@ from genrecon.priors import ConvVAE, DiffusionPrior, load_prior, read_checkpoint
 from genrecon.priors.pretrained import render_model_card, resolve_prior_path
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared: one intra-op thread is much faster than two under load."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_diffusion() -> DiffusionPrior:

@@ -11,13 +11,7 @@ from genrecon.errors import ConfigError, ShapeError
 from genrecon.priors import ConvVAE, DiffusionPrior, EDMSchedule, UNet, VPSchedule, kl_divergence
 from genrecon.priors.unet import count_parameters, init_parameters, materialise
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared: one intra-op thread is much faster than two under load."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 TINY_UNET = {"base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1, "attention_levels": [1], "groups": 4}

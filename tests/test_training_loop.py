@@ -19,13 +19,7 @@ from genrecon.training.state import weights_sha256
 from genrecon.training.data import ShardedBatches, load_prior_data, write_prior_data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared: one intra-op thread is much faster than two under load."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def disks(n: int, size: int, seed: int) -> np.ndarray:
