@@ -220,6 +220,17 @@ def timed(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[An
     return out, time.perf_counter() - t0
 
 
+def clocked(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[float, float]:
+    """``(wall seconds, CPU seconds of the calling thread)`` for one synchronised run of ``fn``. With one torch
+    thread on the CPU all the work runs on this thread, and its CPU time leaves out the time other processes held
+    the core (the figure to use on a shared machine)."""
+    sync(device)
+    w0, c0 = time.perf_counter(), time.thread_time()
+    fn()
+    sync(device)
+    return time.perf_counter() - w0, time.thread_time() - c0
+
+
 # -- memory ----------------------------------------------------------------------------------------------
 def _rss_bytes() -> int | None:
     try:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import scaling_dps
-from .common import Log, Options, PeakMemory, fmt, new_document, sync, table
+from .common import Log, Options, PeakMemory, clocked, fmt, new_document, table
 
 NAME = "scaling"
 TITLE = "Scaling: FISTA-TV seconds and memory against image size and batch size"
@@ -101,15 +101,6 @@ def _problem(modality: str, n: int, batch: int, plan: Plan, device: str):
         return op(x), op
 
 
-def _clocked(fn, device: str) -> tuple[float, float]:
-    """``(wall seconds, seconds of CPU time of this thread)`` for one synchronised run of ``fn``."""
-    sync(device)
-    w0, c0 = time.perf_counter(), time.thread_time()
-    fn()
-    sync(device)
-    return time.perf_counter() - w0, time.thread_time() - c0
-
-
 def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device: str) -> dict[str, Any]:
     from ..registry import RECONSTRUCTORS
 
@@ -132,17 +123,17 @@ def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device
 
         def pair_seconds() -> float:  # the median of 5 after one untimed
             pair()
-            return float(np.median([_clocked(pair, device)[1 if cpu_clock else 0] for _ in range(5)]))
+            return float(np.median([clocked(pair, device)[1 if cpu_clock else 0] for _ in range(5)]))
     repeats = min(opts.repeats, 3) if not mri else max(3, min(opts.repeats, 7))
     with torch.no_grad():
         warm(y, op)  # builds CT matrices and the step size, warms caches
         with PeakMemory(device) as mem:
-            first = _clocked(lambda: recon(y, op), device)
+            first = clocked(lambda: recon(y, op), device)
         runs, pairs = [first], []
         if mri:
             pairs.append(pair_seconds())
         for _ in range(repeats - 1):
-            runs.append(_clocked(lambda: recon(y, op), device))
+            runs.append(clocked(lambda: recon(y, op), device))
             if mri:
                 pairs.append(pair_seconds())
     seconds = float(np.median([wall for wall, _ in runs]))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .common import Log, Options, PeakMemory, fmt, sync, table
+from .common import Log, Options, PeakMemory, clocked, fmt, table
 
 #: the dps parameters of configs/mri_brain_dps_256.yaml (one sample); the quick plan shortens the loops
 DPS_PARAMS = {"prior": "pretrained:brain-mri-128-diffusion", "consistency": "project", "steps": 50, "gamma": 0.002,
@@ -54,11 +54,7 @@ def measure(n: int, opts: Options, device: str, repeats: int) -> dict[str, Any]:
         time.get_clock_info("thread_time").resolution <= 1e-6
 
     def once() -> tuple[float, float]:
-        sync(device)
-        w0, c0 = time.perf_counter(), time.thread_time()
-        recon(y, op, generator=torch.Generator(device=device).manual_seed(0))
-        sync(device)
-        return time.perf_counter() - w0, time.thread_time() - c0
+        return clocked(lambda: recon(y, op, generator=torch.Generator(device=device).manual_seed(0)), device)
 
     once()  # loads the prior, builds caches
     with PeakMemory(device) as mem:
