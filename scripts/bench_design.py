@@ -184,6 +184,9 @@ def main() -> None:
     ap.add_argument("--score", choices=["marginal", "joint", "variance"], default=None, help="design.score")
     ap.add_argument("--min-gap", type=int, default=0, help="design.min_gap (coverage rule; grid steps)")
     ap.add_argument("--start", type=int, default=None, help="CT: equally spaced start views (default budget / 5)")
+    ap.add_argument("--center", type=float, default=None,
+                    help="MRI: the design's start, a centre fraction (default fastMRI's 0.32 / acceleration); the "
+                         "fixed patterns keep theirs")
     ap.add_argument("--samples", type=int, default=None, help="posterior samples per design round (default 8)")
     ap.add_argument("--methods", default=None, help="comma-separated reconstruction methods (default all)")
     ap.add_argument("--blocks", default=None, metavar="BY,BX",
@@ -219,6 +222,11 @@ def main() -> None:
             ap.error("--start is for CT (MRI starts from the fastMRI centre of the budget)")
         s["design"] = {**s["design"], "start": {"n_views": args.start}}
         out = out.with_name(out.name + f"_start{args.start}")
+    if args.center is not None:
+        if mod != "mri":
+            ap.error("--center is for MRI (CT starts from --start views)")
+        s["design"] = {**s["design"], "start": {"center_fraction": args.center}}
+        out = out.with_name(out.name + f"_center{args.center:g}")
     if args.samples is not None:
         s["sampler"] = {**s["sampler"], "params": {**s["sampler"]["params"], "samples": args.samples}}
         out = out.with_name(out.name + f"_samples{args.samples}")
