@@ -23,7 +23,7 @@ import torch
 from genrecon.benchmark import generative as G
 from genrecon.benchmark.common import Options
 from genrecon.errors import GenreconError
-from genrecon.priors.checkpoint import load_prior
+from genrecon.priors.checkpoint import load_prior, read_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     try:
-        kind = load_prior(args.prior)[1]["kind"]
+        kind = load_prior(args.prior)[1]["kind"]  # the new prior: checked whole (weights fit), once
+        kinds: dict[str, str] = {}  # the suite's priors: the kind field only (no model built), each read once
         opts = Options(out=out, threads=1, slices=args.slices, samples=args.samples, split=args.split,
                        settings=(args.setting,))
         raw, _ = G.run_config(args.setting, G.default_plan(opts), opts, out / "runs" / args.setting)
@@ -47,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
             params = rc.get("params") or {}
             if rc["name"] == "fista_tv":
                 keep.append(rc)
-            elif "prior" in params and load_prior(params["prior"])[1]["kind"] == kind:
-                params["prior"] = str(args.prior)
-                keep.append(rc)
+            elif "prior" in params:
+                name = str(params["prior"])
+                if name not in kinds:
+                    kinds[name] = read_checkpoint(name)[0].get("kind")
+                if kinds[name] == kind:
+                    params["prior"] = str(args.prior)
+                    keep.append(rc)
         raw["reconstructors"] = keep
         t0 = time.perf_counter()
         report, peaks = G.run_setting(raw, opts, out / "runs" / args.setting)
