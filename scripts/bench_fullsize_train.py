@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -58,16 +57,6 @@ def _saved_mib(model, x, amp: bool) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             model.loss(x, torch.Generator().manual_seed(1))
     return round(sum(sizes.values()) / 2**20, 1)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _images(cfg, n: int):
@@ -171,22 +160,22 @@ def main(argv: list[str] | None = None) -> int:
         specs += [{"mode": "train", "batch": b, "checkpointing": ck} for ck in (False, True)]
     if args.bf16:
         specs += [{"mode": "train", "batch": 2, "checkpointing": ck, "amp_bf16": True} for ck in (False, True)]
+    from genrecon.benchmark.common import load_average, machine_info
+    from genrecon.io.writers import write_json
+
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     records = []
     for spec in specs:
-        load = os.getloadavg()[0]
+        load = load_average()
         out = subprocess.run([sys.executable, __file__, "--config", args.config, "--steps", str(args.steps),
                               "--one", json.dumps(spec)], capture_output=True, text=True, env=env, cwd=ROOT)
         if out.returncode:
             print(out.stderr, file=sys.stderr)
             return out.returncode
         rec = json.loads(out.stdout.strip().splitlines()[-1])
-        rec["load_1min_before"] = round(load, 2)
-        rec["load_1min_after"] = round(os.getloadavg()[0], 2)
+        rec["load_1min_before"], rec["load_1min_after"] = load, load_average()
         print(json.dumps(rec), flush=True)
         records.append(rec)
-    import torch
-
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     used = ["genrecon/priors", "genrecon/training", "genrecon/benchmark/common.py", "scripts/bench_fullsize_train.py",
             args.config]  # what this benchmark runs; other agents' uncommitted files elsewhere do not count
@@ -196,16 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         "what": "CPU cost of a full-size diffusion prior (train step, denoiser forward)",
         "script": "scripts/bench_fullsize_train.py",
         "config": args.config,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {k: v for k, v in machine_info("cpu").items() if k in ("cpu", "cores", "python", "torch")},
         "threads": 1,
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "records": records,
     }
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     return 0
 
 
