@@ -13,7 +13,6 @@ same random draws as the suite's run of that setting and split), on one torch th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from genrecon.benchmark import generative as G
 from genrecon.benchmark.common import Options
 from genrecon.errors import GenreconError
+from genrecon.io.writers import write_json
 from genrecon.priors.checkpoint import load_prior, read_checkpoint
 
 
@@ -62,10 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     recs = G.records_of(args.setting, report, peaks)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.setting}_{args.split}.json").write_text(json.dumps(
-        {"setting": args.setting, "split": args.split, "prior": str(args.prior), "config": raw, "records": recs,
-         "seconds": time.perf_counter() - t0}, indent=1))
+    write_json(out / f"{args.setting}_{args.split}.json",
+               {"setting": args.setting, "split": args.split, "prior": str(args.prior), "config": raw, "records": recs,
+                "seconds": time.perf_counter() - t0})
     for label in dict.fromkeys(r["method"] for r in recs):
         psnr = [r["psnr"] for r in recs if r["method"] == label and "psnr" in r]
         cov = [r["coverage"] for r in recs if r["method"] == label and r.get("coverage") is not None]
