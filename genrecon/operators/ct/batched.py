@@ -103,13 +103,13 @@ def forward(op, x: torch.Tensor) -> torch.Tensor:
             # the positions are clamped: the tile's sums are those of its rows' ends, -S/2 or S/2 by _tables)
             width = min(int((hi[v0 : v0 + nb] - lo[v0 : v0 + nb]).max()) + 1, n_det + 1) + 2
             sv = (lo[v0 : v0 + nb] - 1).clamp(-1, n_det - width + 2)  # (views, tiles): each window's first edge
-            q = torch.arange(width, dtype=f64, device=dev).view(1, 1, -1, 1)
+            qa = (torch.arange(width, dtype=f64, device=dev).view(1, 1, -1, 1) * av.view(1, -1, 1, 1)).to(dt)
             # G[t, v, w] = sum of tile t's (centred) cumulative sums at edge sv[v, t] + w
             g = x.new_empty(nt, nb, width, b)
             for t0 in range(0, nt, tc):
                 t1 = min(nt, t0 + tc)
                 pos = torch.empty(t1 - t0, nb, width, h, dtype=dt, device=dev)
-                torch.add((q * av.view(1, -1, 1, 1)).to(dt),
+                torch.add(qa,
                           (sv[:, t0:t1].t().reshape(t1 - t0, nb, 1, 1) * av.view(1, -1, 1, 1)
                            + bv.view(nb, nt, h)[:, t0:t1].transpose(0, 1).reshape(t1 - t0, nb, 1, h)).to(dt), out=pos)
                 torch.mm(interp(pos, row_offset[t0:t1]), table, out=g[t0:t1].view(-1, b))
