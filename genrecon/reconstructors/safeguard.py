@@ -24,6 +24,7 @@ from typing import Literal
 
 import torch
 
+from ..sampling.latent import sqnorm
 from ..solvers.tv import TVProx
 from .dps.projected import data_consistency, start_image
 
@@ -53,12 +54,6 @@ class SafeguardParams:
         if self.safeguard_gamma is not None and self.safeguard_gamma <= 0:
             return [f"safeguard_gamma must be > 0, got {self.safeguard_gamma}"]
         return []
-
-
-def sqnorm(r: torch.Tensor) -> torch.Tensor:
-    """``||r_i||^2`` per sample ``(N,)`` (real or complex)."""
-    r = r.real.square() + r.imag.square() if r.is_complex() else r.square()
-    return r.reshape(r.shape[0], -1).sum(1)
 
 
 def misfit(op, x: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..safeguard import misfit, residual_finish, sqnorm
+from ...sampling.latent import sqnorm
+from ..safeguard import misfit, residual_finish
 
 
 def finish(dps, images: torch.Tensor, y: torch.Tensor, op) -> tuple[torch.Tensor, dict]:

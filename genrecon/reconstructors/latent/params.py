@@ -67,7 +67,6 @@ class LatentParams(GridParams, SafeguardParams):
     phase: Literal["zero", "lowres"] = field(default="zero", metadata={"doc": "phase of complex (MRI) images: zero or "
                                                                               "lowres"})
 
-
     renamed: ClassVar[tuple[Renamed, ...]] = (
         Renamed("hybrid_weight", "tv_weight", default=0.005, scale=0.5, relation="2 x tv_weight"),)
 
