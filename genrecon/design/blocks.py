@@ -110,7 +110,8 @@ class MRIBlocks(MRIColumns):
 
 def block_baselines(problem: MRIBlocks, start: list[int], budget: int, *, seed: int) -> dict[str, torch.Tensor]:
     """``{name: bool mask (H, W)}`` of the 2-D baselines (module docstring); each has ``budget`` blocks' points."""
-    rest = [c for c in range(problem.n_candidates) if c not in set(start)]
+    measured = set(start)
+    rest = [c for c in range(problem.n_candidates) if c not in measured]
     n = budget - len(start)
     radius = problem._radius()
     half = max(problem.shape) / 2
@@ -125,7 +126,8 @@ def block_baselines(problem: MRIBlocks, start: list[int], budget: int, *, seed: 
     chosen["center_blocks"] = start + by_radius[:n]
     cy = problem.shape[0] // 2
     lower = [c for c in by_radius if problem._corners(c)[0] + problem.block[0] - 1 < cy]
-    lower += [c for c in by_radius if c not in set(lower)]  # only when the half-plane is too small
+    in_half = set(lower)
+    lower += [c for c in by_radius if c not in in_half]  # only when the half-plane is too small
     chosen["partial_fourier_blocks"] = start + lower[:n]
     out = {name: problem.pattern(cs) for name, cs in chosen.items()}
     points = budget * problem.block[0] * problem.block[1]
