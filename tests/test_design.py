@@ -316,23 +316,37 @@ def reconstruct_with_mask(runner: CliRunner, out, mask_path):
                                "--set", "reconstructors=[{name: zero_filled}]"])
 
 
+def run_design_command(runner: CliRunner, config: str, out, *sets: str):
+    """``genrecon design`` of :func:`design_args` (must succeed): ``(args, the first case's folder, its mask,
+    report.json)``."""
+    from genrecon.cli.main import app
+
+    args = design_args(config, out, *sets)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    case = next((out / "cases").iterdir())
+    return args, case, np.load(case / "mask.npy"), json.loads((out / "report.json").read_text())
+
+
+def assert_resumes(runner: CliRunner, args: list[str], case, mask) -> None:
+    """The same ``genrecon design`` again resumes: nothing redone, the same pattern."""
+    from genrecon.cli.main import app
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and np.array_equal(np.load(case / "mask.npy"), mask)
+
+
 def test_design_command_writes_a_mask_a_config_can_use_and_resumes(tmp_path):
     from genrecon.cli.main import app
 
     runner = CliRunner()
     out = tmp_path / "d"
-    args = design_args("design_mri_8x.yaml", out, "design.batch=6")
-    res = runner.invoke(app, args)
-    assert res.exit_code == 0, res.output
-    case = next((out / "cases").iterdir())
-    mask = np.load(case / "mask.npy")
+    args, case, mask, report = run_design_command(runner, "design_mri_8x.yaml", out, "design.batch=6")
     assert mask.shape == (128, 128) and mask[0].sum() == 16
-    report = json.loads((out / "report.json").read_text())
     assert report["designs"][0]["rounds"] == 2 and len(report["designs"][0]["order"]) == 16
     assert {"random", "equispaced", "variable_density", "center", "partial_fourier"} == set(report["baselines"])
     assert (case / "std_round_0.png").exists() and (out / "report.md").exists()
-    again = runner.invoke(app, args)  # resumed: nothing redone, the same pattern
-    assert again.exit_code == 0 and np.array_equal(np.load(case / "mask.npy"), mask)
+    assert_resumes(runner, args, case, mask)
     other = runner.invoke(app, [*args, "--set", "seed=1"])
     assert other.exit_code == 2 and "other settings" in other.output
     res = reconstruct_with_mask(runner, tmp_path / "r", case / "mask.npy")

@@ -18,7 +18,8 @@ from genrecon.design.run import _settings_hash
 from genrecon.design.score import gains, set_gain, whiten
 from genrecon.errors import ConfigError
 from genrecon.registry import MASKS
-from test_design import BASE, ExactGaussianSampler, _cov, _exact_gain, _gaussian, design_args, reconstruct_with_mask
+from test_design import (BASE, ExactGaussianSampler, _cov, _exact_gain, _gaussian, assert_resumes,
+                         reconstruct_with_mask, run_design_command)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -159,24 +160,16 @@ def test_ct_refuses_blocks():
 def test_design_command_writes_a_2d_mask_a_file_mask_reads_and_resumes(tmp_path):
     from typer.testing import CliRunner
 
-    from genrecon.cli.main import app
-
     runner = CliRunner()
     out = tmp_path / "d"
-    args = design_args("design_mri_8x_2d.yaml", out, "design.batch=11")
-    res = runner.invoke(app, args)
-    assert res.exit_code == 0, res.output
-    case = next((out / "cases").iterdir())
-    mask = np.load(case / "mask.npy")
+    args, case, mask, report = run_design_command(runner, "design_mri_8x_2d.yaml", out, "design.batch=11")
     assert mask.shape == (128, 128) and mask.sum() == 2048 and 0 < mask[0].sum() < 128  # not columns
-    report = json.loads((out / "report.json").read_text())
     assert report["candidate_kind"] == "blocks" and report["designs"][0]["rounds"] == 2
     order = [row["candidate"] for row in report["designs"][0]["order"]]
     assert len(order) == 32 == len(set(order))
     assert all(b["points"] == 2048 for b in report["baselines"].values())
     assert (case / "mask.png").exists() and "8x8 points" in (out / "report.md").read_text()
     assert np.array_equal(MASKS.build("file", {"path": str(case / "mask.npy")})((128, 128), torch.Generator()), mask)
-    again = runner.invoke(app, args)
-    assert again.exit_code == 0 and np.array_equal(np.load(case / "mask.npy"), mask)
+    assert_resumes(runner, args, case, mask)
     res = reconstruct_with_mask(runner, tmp_path / "r", case / "mask.npy")
     assert res.exit_code == 0, res.output
