@@ -222,12 +222,13 @@ def fmt(value, spec: str) -> str:
 
 def full_size(args) -> int:
     from genrecon.benchmark.ct_full import full_size_records, full_size_table
+    from genrecon.benchmark.operators import Plan
 
     geometries = []
     for spec in args.full_size.split(","):
         n, views, *fan = spec.split("x")
         geometries.append((int(n), int(views), *(["fan"] if fan == ["fan"] else [])))
-    records = full_size_records(geometries, args.repeats, 8192.0, lambda m: print(m, flush=True))
+    records = full_size_records(geometries, args.repeats, Plan.full_matrix_limit_mib, lambda m: print(m, flush=True))
     t = full_size_table(records, args.repeats)
     print(f"\n{t['title']}\n" + " | ".join(t["columns"]))
     for row in t["rows"]:

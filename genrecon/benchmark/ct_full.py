@@ -182,7 +182,8 @@ def full_size_table(records: list[dict[str, Any]], repeats: int) -> dict[str, An
         if r.get("max_rel_diff") is not None:
             notes.append(f"max |y - y_matrix| / max |y_matrix| = {r['max_rel_diff']:.1e} (float32)")
         if r["implementation"].startswith("genrecon"):
-            notes += [t for t in (_speedups(r, records),) if t]
+            if speedups := _speedups(r, records):
+                notes.append(speedups)
             if r.get("batch8_peak_mib") is not None:
                 notes.append(f"batch-8 peak {r['batch8_peak_mib']:.0f} MiB")
         if r.get("load"):
