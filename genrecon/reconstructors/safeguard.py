@@ -78,3 +78,12 @@ def residual_finish(images: torch.Tensor, y: torch.Tensor, op, *, tv_weight: flo
         prox = TVProx(tv_weight, 5, nonneg=nonneg) if prox is not None else None  # a fresh dual variable
         out = data_consistency(op, aty, images, gamma=anchor * lip, n_iter=n_iter, tv_prox=prox, lip=lip)
     return out, {"safeguard_rho": rho, "safeguard_anchor": anchor, "safeguard_fired": rho > factor}
+
+
+def finish(method, images: torch.Tensor, y: torch.Tensor, op, *, own_gamma: float) -> tuple[torch.Tensor, dict]:
+    """:func:`residual_finish` with the parameters of ``method`` (``dps`` or ``latent_inversion``): its
+    ``refine_weight``, ``nonneg``, ``safeguard_factor``, ``refine_iter``, and ``safeguard_gamma`` (None:
+    ``own_gamma``, the method's own anchor: ``dps``'s ``gamma``, ``latent_inversion``'s ``anchor_weight``)."""
+    gamma = own_gamma if method.safeguard_gamma is None else method.safeguard_gamma
+    return residual_finish(images, y, op, tv_weight=method.params.refine_weight, nonneg=method.nonneg, gamma=gamma,
+                           factor=method.safeguard_factor, n_iter=method.refine_iter)

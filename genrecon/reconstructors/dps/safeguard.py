@@ -1,10 +1,10 @@
 """Robustness under prior mismatch (issue 18 part 4): a residual safeguard and a calibrated std for ``dps``.
 
-``safeguard: residual`` finishes each sample with :func:`genrecon.reconstructors.safeguard.residual_finish` (shared
-with ``latent_inversion``; its docstring gives the finish), with ``dps``'s ``refine_iter``, ``refine_tv_weight`` or
-``tv_weight``, ``nonneg``, and ``safeguard_gamma`` (None: ``gamma``). Measured on the generative suite:
-benchmarks/generalisation.md (where ``rho`` exceeded 10 on every slice, also where the samples beat FISTA-TV by
-3 dB: gradient DPS never fits the data to the noise level, so ``safeguard_gamma`` is set per setting).
+``safeguard: residual`` finishes each sample with :func:`genrecon.reconstructors.safeguard.finish` (shared with
+``latent_inversion``; ``residual_finish``'s docstring gives the finish), with ``dps``'s ``refine_iter``,
+``refine_tv_weight`` or ``tv_weight``, ``nonneg``, and ``safeguard_gamma`` (None: ``gamma``). Measured on the
+generative suite: benchmarks/generalisation.md (where ``rho`` exceeded 10 on every slice, also where the samples
+beat FISTA-TV by 3 dB: gradient DPS never fits the data to the noise level, so ``safeguard_gamma`` is set per setting).
 
 ``std_calibration: pooled`` reports ``std = kappa sqrt((1 + 1/n) box_k(var))`` instead of the samples' plain
 per-pixel std: ``box_k`` averages the variance over ``std_pool x std_pool`` pixels (with 2-4 samples a per-pixel
@@ -21,16 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ...sampling.latent import sqnorm
-from ..safeguard import misfit, residual_finish
-
-
-def finish(dps, images: torch.Tensor, y: torch.Tensor, op) -> tuple[torch.Tensor, dict]:
-    """``safeguard: residual`` on the samples ``images`` ``(N, *domain)`` of the sampler ``dps``: ``(finished
-    samples, info)`` (:func:`~genrecon.reconstructors.safeguard.residual_finish`)."""
-    weight = dps.params.refine_weight
-    gamma = dps.gamma if dps.safeguard_gamma is None else dps.safeguard_gamma
-    return residual_finish(images, y, op, tv_weight=weight, nonneg=dps.nonneg, gamma=gamma,
-                           factor=dps.safeguard_factor, n_iter=dps.refine_iter)
+from ..safeguard import misfit
 
 
 def pooled_std(mags: torch.Tensor, images: torch.Tensor, y: torch.Tensor, op, *, pool: int,

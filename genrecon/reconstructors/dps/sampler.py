@@ -9,10 +9,11 @@ from ...registry import RECONSTRUCTORS
 from ...solvers.tv import TVProx
 from ..base import Reconstructor
 from ..grid import PriorGrid, check_grid, clamp_range
+from ..safeguard import finish
 from .gradient import gradient_step
 from .params import DPSParams
 from .projected import projected_step, start_image
-from .safeguard import finish, pooled_std
+from .safeguard import pooled_std
 
 
 @RECONSTRUCTORS.register("dps")
@@ -175,7 +176,7 @@ class DPS(Reconstructor):
                 images = clamp_range(images, self.intensity_scale, keep_phase=phi is not None)
         safeguard = {}
         if self.safeguard == "residual":  # the finish at the image's size, after the grid's refinement
-            images, safeguard = finish(self, images, y.to(device), full_op)
+            images, safeguard = finish(self, images, y.to(device), full_op, own_gamma=self.gamma)
             if self.clip:
                 images = clamp_range(images, self.intensity_scale, keep_phase=phi is not None)
         mags = images.abs() if phi is not None else images.real if images.is_complex() else images

@@ -16,7 +16,7 @@ from ...registry import RECONSTRUCTORS
 from ...sampling.latent import sqnorm
 from ..base import Reconstructor
 from ..grid import PriorGrid, check_grid
-from ..safeguard import residual_finish
+from ..safeguard import finish
 from . import anchored, csgm, hybrid, posterior
 from .params import LatentParams
 from .prior import WHO, resolve_prior
@@ -176,7 +176,7 @@ class LatentInversion(Reconstructor):
             solve = self._solve_upsampled if upsampled else self._solve
             x, info = solve(y[b : b + 1], op, start, gen, callback)
             if self.safeguard == "residual":  # at the image's size, after the grid's refinement
-                x, extra = self._safeguard(x, y[b : b + 1], op)
+                x, extra = finish(self, x, y[b : b + 1], op, own_gamma=self.anchor_weight)
                 info.update(extra)
             outs.append(x)
             infos.append(info)
@@ -251,14 +251,6 @@ class LatentInversion(Reconstructor):
                 info["std"] = interp(info["std"][None].to(y.real.dtype))[0]
         info["grid"] = "upsample"
         return x, info
-
-    def _safeguard(self, x, y, op) -> tuple[torch.Tensor, dict[str, Any]]:
-        """``safeguard: residual`` on the estimate ``x`` ``(1, *domain)``
-        (:func:`~genrecon.reconstructors.safeguard.residual_finish`)."""
-        weight = self.params.refine_weight
-        gamma = self.anchor_weight if self.safeguard_gamma is None else self.safeguard_gamma
-        return residual_finish(x, y, op, tv_weight=weight, nonneg=self.nonneg, gamma=gamma,
-                               factor=self.safeguard_factor, n_iter=self.refine_iter)
 
     def map_info(self, z, best: int, data, objective, y_norm: float, iterations: int, adapter) -> dict[str, Any]:
         """The report of a MAP estimate: restart ``best``'s misfit ``||A x - y|| / ||y||``, latent norm, objective."""
