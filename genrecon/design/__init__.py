@@ -27,5 +27,5 @@ from .problem import CTViews, MRIColumns
 from .run import run_design
 from .score import gains, select, whiten
 
-__all__ = ["CTViews", "DesignConfig", "Item", "MRIBlocks", "MRIColumns", "block_baselines", "ct_baselines", "gains", "load_design",
-           "load_design_dict", "mri_baselines", "new_state", "run_design", "run_rounds", "select", "whiten"]
+__all__ = ["CTViews", "DesignConfig", "Item", "MRIBlocks", "MRIColumns", "block_baselines", "ct_baselines", "gains",
+           "load_design", "load_design_dict", "mri_baselines", "new_state", "run_design", "run_rounds", "select", "whiten"]

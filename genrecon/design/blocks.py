@@ -97,8 +97,8 @@ class MRIBlocks(MRIColumns):
 
     def distance(self) -> torch.Tensor:
         """``(C, C)`` Chebyshev distance in block steps (``design.min_gap``)."""
-        iy, ix = torch.arange(self.n_candidates).div(self.grid[1], rounding_mode="floor"), \
-            torch.arange(self.n_candidates) % self.grid[1]
+        c = torch.arange(self.n_candidates)
+        iy, ix = c // self.grid[1], c % self.grid[1]
         return torch.maximum((iy[:, None] - iy[None, :]).abs(), (ix[:, None] - ix[None, :]).abs())
 
     def label(self, index: int) -> str:
