@@ -220,6 +220,13 @@ def timed(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[An
     return out, time.perf_counter() - t0
 
 
+def thread_clock(device: str | torch.device) -> bool:
+    """Whether :func:`clocked`'s CPU seconds time all of a run: on the CPU with one torch thread (all the work on
+    the calling thread) and a fine ``thread_time``; else use its wall seconds."""
+    return str(device) == "cpu" and torch.get_num_threads() == 1 and \
+        time.get_clock_info("thread_time").resolution <= 1e-6
+
+
 def clocked(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[float, float]:
     """``(wall seconds, CPU seconds of the calling thread)`` for one synchronised run of ``fn``. With one torch
     thread on the CPU all the work runs on this thread, and its CPU time leaves out the time other processes held

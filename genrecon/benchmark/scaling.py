@@ -21,7 +21,6 @@ size (``Plan.dps_sizes``, 256 and 320: the shipped 128 x 128 prior through ``gri
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from . import scaling_dps
-from .common import Log, Options, PeakMemory, clocked, fmt, new_document, table
+from .common import Log, Options, PeakMemory, clocked, fmt, new_document, table, thread_clock
 
 NAME = "scaling"
 TITLE = "Scaling: FISTA-TV seconds and memory against image size and batch size"
@@ -112,8 +111,7 @@ def measure(modality: str, n: int, batch: int, plan: Plan, opts: Options, device
     coils = plan.coils if modality == "mri_multi" else 1
     # one torch thread on the CPU: all the work runs on this thread, whose CPU time leaves out the time other
     # processes held the core (the machine is often shared); else wall time
-    cpu_clock = str(device) == "cpu" and torch.get_num_threads() == 1 and \
-        time.get_clock_info("thread_time").resolution <= 1e-6
+    cpu_clock = thread_clock(device)
     if mri:  # the FFT pair: the batch's images (multi-coil: its coil images), as in the data term
         k = torch.randn(batch, coils, n, n, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
         k = k.to(device)

@@ -13,13 +13,12 @@ are in ``benchmarks/fullsize.md``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from .common import Log, Options, PeakMemory, clocked, fmt, table
+from .common import Log, Options, PeakMemory, clocked, fmt, table, thread_clock
 
 #: the dps parameters of configs/mri_brain_dps_256.yaml (one sample); the quick plan shortens the loops
 DPS_PARAMS = {"prior": "pretrained:brain-mri-128-diffusion", "consistency": "project", "steps": 50, "gamma": 0.002,
@@ -50,8 +49,7 @@ def measure(n: int, opts: Options, device: str, repeats: int) -> dict[str, Any]:
     params = {**DPS_PARAMS, **(QUICK_PARAMS if opts.quick else {})}
     y, op = _problem(n, device)
     recon = RECONSTRUCTORS.build("dps", params)
-    cpu_clock = str(device) == "cpu" and torch.get_num_threads() == 1 and \
-        time.get_clock_info("thread_time").resolution <= 1e-6
+    cpu_clock = thread_clock(device)
 
     def once() -> tuple[float, float]:
         return clocked(lambda: recon(y, op, generator=torch.Generator(device=device).manual_seed(0)), device)
