@@ -269,13 +269,12 @@ def main() -> None:
         images = f[f"{split}/images"]
         for index, d in zip(test_idx, adaptive["designs"]):
             key = d["key"]
-            pats = {"adaptive": patterns_of(mod, out / "adaptive" / "cases" / case_dirname(key))["pattern"],
-                    "population": pop, **base}
-            if pop is None:
-                del pats["population"]
+            pats = {"adaptive": patterns_of(mod, out / "adaptive" / "cases" / case_dirname(key))["pattern"]}
             if columns is not None:
-                pats = {"adaptive": pats["adaptive"], "columns": out / "columns" / "cases" / case_dirname(key) / "mask.npy",
-                        **{k: v for k, v in pats.items() if k != "adaptive"}}
+                pats["columns"] = out / "columns" / "cases" / case_dirname(key) / "mask.npy"
+            if pop is not None:
+                pats["population"] = pop
+            pats.update(base)
             image = torch.from_numpy(np.asarray(images[index], dtype=np.float32))[None]
             for pname, pattern in pats.items():
                 y, op, truth = measure(mod, image, pattern, key)
