@@ -66,9 +66,11 @@ def main(argv: list[str] | None = None) -> int:
                {"setting": args.setting, "split": args.split, "prior": str(args.prior), "config": raw, "records": recs,
                 "seconds": time.perf_counter() - t0})
     for label in dict.fromkeys(r["method"] for r in recs):
-        psnr = [r["psnr"] for r in recs if r["method"] == label and "psnr" in r]
+        psnr = [r["psnr"] for r in recs if r["method"] == label and r.get("psnr") is not None]
         cov = [r["coverage"] for r in recs if r["method"] == label and r.get("coverage") is not None]
-        print(f"{label}: {sum(psnr) / len(psnr):.2f} dB" + (f", coverage {sum(cov) / len(cov):.2f}" if cov else ""))
+        failed = sum(1 for r in recs if r["method"] == label and "failed" in r)
+        print(f"{label}: " + (f"{sum(psnr) / len(psnr):.2f} dB" if psnr else "no PSNR")
+              + (f", coverage {sum(cov) / len(cov):.2f}" if cov else "") + (f", {failed} slice(s) failed" if failed else ""))
     return 0
 
 

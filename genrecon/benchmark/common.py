@@ -228,9 +228,8 @@ def thread_clock(device: str | torch.device) -> bool:
 
 
 def clocked(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[float, float]:
-    """``(wall seconds, CPU seconds of the calling thread)`` for one synchronised run of ``fn``. With one torch
-    thread on the CPU all the work runs on this thread, and its CPU time leaves out the time other processes held
-    the core (the figure to use on a shared machine)."""
+    """``(wall seconds, CPU seconds of the calling thread)`` for one synchronised run of ``fn`` (the CPU time leaves
+    out the time other processes held the core: the figure to use on a shared machine, see :func:`thread_clock`)."""
     sync(device)
     w0, c0 = time.perf_counter(), time.thread_time()
     fn()
