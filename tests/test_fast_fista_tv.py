@@ -60,13 +60,14 @@ CASES = [  # shape, complex, nonneg, lower bound
 ]
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["fused", "torch"])
 @pytest.mark.parametrize("shape,is_complex,nonneg,lower", CASES)
-def test_tv_prox_equals_the_textbook_iteration_over_warm_started_calls(shape, is_complex, nonneg, lower):
+def test_tv_prox_equals_the_textbook_iteration_over_warm_started_calls(shape, is_complex, nonneg, lower, kernel):
     g = torch.Generator().manual_seed(7)
     dtype = torch.complex128 if is_complex else torch.float64
     b = torch.randn(*shape, dtype=dtype, generator=g)
     lo = torch.randn(*shape, dtype=torch.float64, generator=g) - 0.5 if lower else None
-    fast, ref = TVProx(0.3, 5, nonneg=nonneg), ReferenceTVProx(0.3, 5, nonneg=nonneg)
+    fast, ref = TVProx(0.3, 5, nonneg=nonneg, kernel=kernel), ReferenceTVProx(0.3, 5, nonneg=nonneg)
     outputs = []
     for k in range(4):  # the dual is carried from call to call, as inside FISTA
         bk = b + 0.1 * k * torch.randn(*shape, dtype=dtype, generator=g)
@@ -79,20 +80,22 @@ def test_tv_prox_equals_the_textbook_iteration_over_warm_started_calls(shape, is
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_tv_prox_float32_agrees_to_rounding_and_a_new_shape_starts_cold():
+@pytest.mark.parametrize("kernel", [True, False], ids=["fused", "torch"])
+def test_tv_prox_float32_agrees_to_rounding_and_a_new_shape_starts_cold(kernel):
     g = torch.Generator().manual_seed(3)
     b = torch.randn(2, 1, 40, 33, dtype=torch.complex64, generator=g)
-    fast, ref = TVProx(0.05, 5), ReferenceTVProx(0.05, 5)
+    fast, ref = TVProx(0.05, 5, kernel=kernel), ReferenceTVProx(0.05, 5)
     for _ in range(3):
         torch.testing.assert_close(fast(b, 1.0), ref(b, 1.0), rtol=1e-5, atol=1e-5)
     small = b[:1, :, :8, :8].contiguous()  # another shape: a fresh (zero) dual, like the reference's new prox
     torch.testing.assert_close(fast(small, 1.0), ReferenceTVProx(0.05, 5)(small, 1.0), rtol=1e-5, atol=1e-5)
 
 
-def test_tv_prox_dual_is_the_reference_dual():
+@pytest.mark.parametrize("kernel", [True, False], ids=["fused", "torch"])
+def test_tv_prox_dual_is_the_reference_dual(kernel):
     g = torch.Generator().manual_seed(5)
     b = torch.randn(1, 1, 10, 14, dtype=torch.complex128, generator=g)
-    fast, ref = TVProx(0.2, 7), ReferenceTVProx(0.2, 7)
+    fast, ref = TVProx(0.2, 7, kernel=kernel), ReferenceTVProx(0.2, 7)
     fast(b, 1.0), ref(b, 1.0)
     # reference dual (..., 2 directions, H, W) complex -> (L, K = re/im, 2, H, W) real
     expected = torch.view_as_real(ref.p).movedim(-1, -4).reshape(1, 2, 2, 10, 14)

@@ -61,17 +61,18 @@ def test_fista_without_buffers_accepts_a_prox_that_returns_its_input():
 
 @pytest.mark.parametrize("dtype,nonneg,lower", [(torch.complex64, False, False), (torch.float32, True, False),
                                                 (torch.float64, False, True)])
-def test_tv_prox_out_equals_a_fresh_result_and_is_the_callers(dtype, nonneg, lower):
+@pytest.mark.parametrize("kernel", [True, False], ids=["fused", "torch"])
+def test_tv_prox_out_equals_a_fresh_result_and_is_the_callers(dtype, nonneg, lower, kernel):
     g = torch.Generator().manual_seed(5)
     b = torch.randn(2, 1, 19, 27, dtype=dtype, generator=g)
     lo = torch.randn(2, 1, 19, 27, dtype=b.real.dtype, generator=g) - 0.5 if lower else None
-    fresh, into = TVProx(0.2, 5, nonneg=nonneg), TVProx(0.2, 5, nonneg=nonneg)
+    fresh, into = TVProx(0.2, 5, nonneg=nonneg, kernel=kernel), TVProx(0.2, 5, nonneg=nonneg, kernel=kernel)
     buffers = [torch.empty_like(b), torch.empty_like(b)]
     for k in range(4):  # warm-started calls, writing into alternating buffers
         expected = fresh(b + 0.1 * k, 0.7, lo)
         got = into(b + 0.1 * k, 0.7, lo, out=buffers[k % 2])
         assert got is buffers[k % 2] and torch.equal(got, expected)
-    assert all(buf.data_ptr() != d.data_ptr() for buf in buffers for d in into._ws.duals)
+    assert all(buf.data_ptr() != d.data_ptr() for buf in buffers for d in into._ws.interior)
     assert torch.equal(TVProx(0.0, 5)(b, 1.0, out=buffers[0]), b)  # lam 0: the input (projected if constrained)
 
 

@@ -4,9 +4,11 @@
 constraint ``x >= 0``. Dual: ``x = P_C(b + lam div p)``, ``p <- P_{|p|<=1}(q + 1/(8 lam) grad x)`` with
 Nesterov momentum on ``p``. ``div = -grad^T``.
 
-The inner loop is the hot loop of FISTA-TV, so it runs on buffers made once per problem shape (no allocation
-per dual step or per call) with fourteen in-place or ``out=`` tensor operations per step, each one pass over
-memory-bound planes (plus two copies of an edge):
+The inner loop is the hot loop of FISTA-TV. On the CPU it runs as one fused kernel (:mod:`.tv_kernel`, numba:
+one pass over memory per dual step instead of fourteen; ``TVProx(kernel=False)`` turns it off). Elsewhere (GPUs)
+it runs as torch operations on buffers made once per problem shape (no allocation per dual step or per call),
+fourteen in-place or ``out=`` tensor operations per step, each one pass over memory-bound planes (plus two
+copies of an edge):
 
 - the dual field is stored padded with a zero first row and column, so the backward differences of the
   divergence are subtractions of strided views of the same buffer (no boundary cases), accumulated straight
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..linalg.finite_difference import grad2d
@@ -112,6 +115,19 @@ def _div_views(d: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[torch.T
     return a.unbind(1), b.unbind(1)
 
 
+class _KernelWorkspace:
+    """Buffers of one problem shape for the fused CPU kernel (:mod:`.tv_kernel`): the duals ``p`` (kept between
+    calls) and ``q`` ``(L, 2, K, H, W)`` in :class:`_Workspace`'s order, and the kernel's scratch, as tensors
+    (their numpy views are what the kernel gets)."""
+
+    def __init__(self, L: int, K: int, H: int, W: int, dtype: torch.dtype):
+        self.key = (L, K, H, W, dtype, torch.device("cpu"))
+        zeros = lambda *s: torch.zeros(s, dtype=dtype)  # noqa: E731
+        self.interior = [zeros(L, 2, K, H, W), zeros(L, 2, K, H, W)]  # p, q
+        self.scratch = [zeros(L, K, H, W), zeros(2, K, W), zeros(2, K, W), zeros(W)]  # bs, ring, g, nrow
+        self.arrays = [t.numpy() for t in (*self.interior, *self.scratch)]
+
+
 class TVProx:
     """A warm-started TV prox: keeps its dual variable between calls (as inside FISTA).
 
@@ -123,6 +139,8 @@ class TVProx:
         lam: TV weight (the prox of ``s * lam * TV`` is taken for step ``s``).
         n_iter: dual iterations per call.
         nonneg: constrain real images to ``x >= 0``.
+        kernel: on the CPU, run the dual loop as one fused kernel (:mod:`.tv_kernel`) instead of torch operations
+            (the same iterates to float rounding; False: the torch loop everywhere, as on GPUs).
 
     Example:
         >>> import torch
@@ -132,11 +150,12 @@ class TVProx:
         True
     """
 
-    def __init__(self, lam: float, n_iter: int = 10, nonneg: bool = False):
+    def __init__(self, lam: float, n_iter: int = 10, nonneg: bool = False, kernel: bool = True):
         self.lam = lam
         self.n_iter = n_iter
         self.nonneg = nonneg
-        self._ws: _Workspace | None = None
+        self.kernel = kernel
+        self._ws: _Workspace | _KernelWorkspace | None = None
         self._p = 0  # which dual buffer holds p
 
     @property
@@ -161,21 +180,53 @@ class TVProx:
                 x = b.clone() if out is None else b
             return x if out is None else out.copy_(x)
         with torch.no_grad():
+            if self.kernel and b.device.type == "cpu" and b.dtype in _KERNEL_DTYPES:
+                return self._fused(b.detach(), lam, constrain, lower, out)
             return self._prox(b.detach(), lam, constrain, lower, out)
 
-    def _workspace(self, b: torch.Tensor) -> _Workspace:
+    def _workspace(self, b: torch.Tensor, fused: bool) -> _Workspace | _KernelWorkspace:
         H, W = b.shape[-2:]
         L = math.prod(b.shape[:-2])
         K = 2 if b.is_complex() else 1
         ws = self._ws
-        if ws is None or ws.key != (L, K, H, W, b.real.dtype, b.device):
-            ws, self._p = _Workspace(L, K, H, W, b.real.dtype, b.device), 0
+        if ws is None or ws.key != (L, K, H, W, b.real.dtype, b.device) or isinstance(ws, _KernelWorkspace) != fused:
+            make = _KernelWorkspace(L, K, H, W, b.real.dtype) if fused else _Workspace(L, K, H, W, b.real.dtype,
+                                                                                         b.device)
+            ws, self._p = make, 0
             self._ws = ws
         return ws
 
+    def _weights(self) -> np.ndarray:
+        """The momentum weights ``1 + (t_k - 1) / t_{k+1}`` of the dual steps of one call."""
+        weights, t = [], 1.0
+        for _ in range(self.n_iter):
+            t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            weights.append(1.0 + (t - 1.0) / t_new)
+            t = t_new
+        return np.array(weights)
+
+    def _fused(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None,
+               out: torch.Tensor | None) -> torch.Tensor:
+        from .tv_kernel import fgp
+
+        ws = self._workspace(b, True)
+        real = b.real.dtype
+        if out is None:
+            out = torch.empty_like(b, memory_format=torch.contiguous_format)
+        L, K, H, W = ws.scratch[0].shape
+        view = lambda t: (torch.view_as_real(t) if t.is_complex() else t.unsqueeze(-1)).reshape(L, H, W, K).numpy()  # noqa: E731
+        scale, f = 1.0 / (8.0 * lam), np.dtype(str(real).removeprefix("torch."))
+        mode, bound = (2 if lower is not None else 1) if constrain else 0, ws.arrays[2]  # bound: unread unless 2
+        if mode == 2:
+            bound = _scaled_planes(lower.to(b.dtype).expand_as(b), scale, torch.empty_like(ws.scratch[0])).numpy()
+        p, q, bs, ring, g, nrow = ws.arrays
+        fgp(view(b.contiguous()), f.type(scale), bound, mode, p, q, self._weights().astype(f), view(out),
+            f.type(8.0 * lam), bs, ring, g, nrow)
+        return out
+
     def _prox(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None,
               out: torch.Tensor | None) -> torch.Tensor:
-        ws = self._workspace(b)
+        ws = self._workspace(b, False)
         scale = 1.0 / (8.0 * lam)
         _scaled_planes(b, scale, ws.b)
         ws.bound = None
@@ -196,6 +247,10 @@ class TVProx:
         else:
             flat.copy_(x[:, 0])
         return out
+
+
+#: what the fused kernel takes (else the torch loop)
+_KERNEL_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
 
 def _scaled_planes(b: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
