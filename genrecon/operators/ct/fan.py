@@ -16,19 +16,27 @@ for rows whose footprints run either way), and the forward is its transpose: the
 ``x * factor_signed`` at the boundaries, each splatted linearly onto the two bins around ``beta(m)``, then a
 cumulative sum over the bins. The mask is free: boundaries are clamped to the line's interval of pixels of
 the pass, so the other pixels' footprints are empty. Same entries as the stored matrix (to rounding, ~1e-14
-in float64, ~2e-6 of the largest value in float32), and the adjoint is the exact transpose.
+in float64; in float32 ~5e-8 of the largest value from the kernel, which computes in float64, ~2e-6 from the
+torch tiles), and the adjoint is the exact transpose.
 
-Work goes in tiles of :data:`TILE_LINES` lines x :data:`TILE_POSITIONS` pixels, only the (view, tile) pairs
-that hold pixels of the pass (a view splits the image between the passes along the diagonals through the
+On the CPU (float32 or float64 data) these loops run as one compiled numba kernel, :mod:`.fan_kernel`: per
+(view, line) the float64 geometry, per pixel a square root and a division, per boundary two scattered adds
+(the forward) or one interpolation of ``H`` (the adjoint), in float64. Measured (one thread, CPU time,
+float32, a shared 2-core Zen 4 machine at load 1-3, interleaved rounds) at 512 x 512, 720 views over 360
+degrees, 775 bins: 0.48 s forward / 0.48 s adjoint (ASTRA 2.5 'line_fanflat' 1.1 / 1.15 s, 'strip_fanflat'
+3.4 / 3.5 s); a batch of 8: 3.3 / 3.0 s (8 'line_fanflat' calls: 9.4 / 8.4 s); see :mod:`.fan_kernel`.
+
+Other devices (CUDA), and the kernel's reference (:func:`torch_forward`, :func:`torch_adjoint`; :data:`KERNEL`
+chooses), work in tiles of :data:`TILE_LINES` lines x :data:`TILE_POSITIONS` pixels, only the (view, tile)
+pairs that hold pixels of the pass (a view splits the image between the passes along the diagonals through the
 source; ~2% of the pixels are visited twice): per pair, a window of bin edges covering its footprints (its
 corners' projections), so positions and float32 sums are local and small. Per block of :data:`VIEW_BLOCK`
 views the per-(view, line) and per-(view, tile) geometry is computed in float64; per pixel, in chunks of
 about :data:`CHUNK_POINTS` pixels, ~20 elementwise torch operations in the data's dtype and one gather (the
 adjoint) or two ``scatter_add_`` (the forward) per pixel boundary; a batch shares the geometry. Temporaries
-take a few tens of MiB, nothing is kept between calls. Measured (one thread, CPU time, float32, a shared
-2-core machine at load ~8) at 512 x 512, 720 views over 360 degrees, 775 bins: 2.0 s forward / 1.6 s adjoint
-(the generic triples took 14 / 12 s; ASTRA 2.5 'line_fanflat' 1.5 / 1.4 s, 'strip_fanflat' 4.6 / 4.5 s); a
-batch of 8: 10.6 / 7.2 s (8 'line_fanflat' calls: 12.1 / 11.3 s); peak ~70 MiB (batch 8: ~140 MiB).
+take a few tens of MiB, nothing is kept between calls. Measured on the CPU as above (load 2.6-3.1): 1.37 s
+forward / 1.02 s adjoint (the generic triples took 14 / 12 s; 'line_fanflat' in the same rounds: 1.19 /
+1.05 s); a batch of 8: 9.1 / 5.4 s; peak ~80 MiB (batch 8: ~150 MiB).
 """
 
 from __future__ import annotations
@@ -42,6 +50,11 @@ TILE_POSITIONS = 64
 CHUNK_POINTS = 2**18
 #: views whose geometry is computed together
 VIEW_BLOCK = 64
+#: the CPU path: "numba" (:mod:`.fan_kernel`), "torch" (the tiles here, also the path of other devices) or
+#: "auto": numba when it imports and the four tile settings above are the defaults (a caller that changes them
+#: is tuning or testing the torch tiles, so it gets them)
+KERNEL = "auto"
+_TUNING = (TILE_LINES, TILE_POSITIONS, CHUNK_POINTS, VIEW_BLOCK)
 
 
 def tile_shape(op) -> tuple[int, int]:
@@ -180,10 +193,39 @@ def _chunks(g: dict, per_pair: int):
             yield sl, int(max(qmax[sl])) + 1
 
 
+def _kernel(t: torch.Tensor):
+    """:mod:`.fan_kernel` when it applies to ``t`` (see :data:`KERNEL`), else None (the torch tiles)."""
+    if t.device.type != "cpu" or KERNEL == "torch":
+        return None
+    if KERNEL == "auto" and (TILE_LINES, TILE_POSITIONS, CHUNK_POINTS, VIEW_BLOCK) != _TUNING:
+        return None
+    try:
+        from . import fan_kernel
+    except ImportError:  # numba missing
+        if KERNEL == "numba":
+            raise
+        return None
+    return fan_kernel
+
+
 def fan_forward(op, x: torch.Tensor) -> torch.Tensor:
-    """``A x`` of a fan beam for ``x`` ``(B, N*N)``; returns ``(B, V, D)`` (the transpose of :func:`fan_adjoint`:
-    each pixel boundary's jump of ``x * factor`` splatted linearly onto its tile's window of bins, whose
-    cumulative sum is the tile's share of the bins)."""
+    """``A x`` of a fan beam for ``x`` ``(B, N*N)``; returns ``(B, V, D)``: the numba kernel on the CPU, else
+    :func:`torch_forward`."""
+    kernel = _kernel(x)
+    return torch_forward(op, x) if kernel is None else kernel.forward(op, x)
+
+
+def fan_adjoint(op, y: torch.Tensor) -> torch.Tensor:
+    """``A^T y`` of a fan beam for ``y`` ``(B, V, D)``; returns ``(B, N*N)``: the numba kernel on the CPU, else
+    :func:`torch_adjoint`."""
+    kernel = _kernel(y)
+    return torch_adjoint(op, y) if kernel is None else kernel.adjoint(op, y)
+
+
+def torch_forward(op, x: torch.Tensor) -> torch.Tensor:
+    """``A x`` in torch tiles (any device; the kernel's reference) for ``x`` ``(B, N*N)``; returns ``(B, V, D)``
+    (the transpose of :func:`torch_adjoint`: each pixel boundary's jump of ``x * factor`` splatted linearly onto
+    its tile's window of bins, whose cumulative sum is the tile's share of the bins)."""
     b, n, n_det = x.shape[0], op.image_size, op.n_detectors
     dt, dev = x.dtype, x.device
     h, w = tile_shape(op)
@@ -223,8 +265,8 @@ def fan_forward(op, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def fan_adjoint(op, y: torch.Tensor) -> torch.Tensor:
-    """``A^T y`` of a fan beam for ``y`` ``(B, V, D)``; returns ``(B, N*N)``."""
+def torch_adjoint(op, y: torch.Tensor) -> torch.Tensor:
+    """``A^T y`` in torch tiles (any device) for ``y`` ``(B, V, D)``; returns ``(B, N*N)``."""
     b, n, n_det = y.shape[0], op.image_size, op.n_detectors
     dt, dev = y.dtype, y.device
     h, w = tile_shape(op)
