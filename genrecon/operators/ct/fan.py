@@ -22,9 +22,9 @@ torch tiles), and the adjoint is the exact transpose.
 On the CPU (float32 or float64 data) these loops run as one compiled numba kernel, :mod:`.fan_kernel`: per
 (view, line) the float64 geometry, per pixel a square root and a division, per boundary two scattered adds
 (the forward) or one interpolation of ``H`` (the adjoint), in float64. Measured (one thread, CPU time,
-float32, a shared 2-core Zen 4 machine at load 1-3, interleaved rounds) at 512 x 512, 720 views over 360
-degrees, 775 bins: 0.48 s forward / 0.48 s adjoint (ASTRA 2.5 'line_fanflat' 1.1 / 1.15 s, 'strip_fanflat'
-3.4 / 3.5 s); a batch of 8: 3.3 / 3.0 s (8 'line_fanflat' calls: 9.4 / 8.4 s); see :mod:`.fan_kernel`.
+float32, a shared 2-core Zen 4 machine at load 3.6-4.3, interleaved rounds) at 512 x 512, 720 views over 360
+degrees, 775 bins: 0.47 s forward / 0.47 s adjoint (ASTRA 2.5 'line_fanflat' 1.5 / 1.6 s, 'strip_fanflat'
+4.6 / 4.8 s); a batch of 8: 3.5 / 3.0 s (8 'line_fanflat' calls: 12.8 / 11.1 s); see :mod:`.fan_kernel`.
 
 Other devices (CUDA), and the kernel's reference (:func:`torch_forward`, :func:`torch_adjoint`; :data:`KERNEL`
 chooses), work in tiles of :data:`TILE_LINES` lines x :data:`TILE_POSITIONS` pixels, only the (view, tile)
@@ -34,7 +34,7 @@ corners' projections), so positions and float32 sums are local and small. Per bl
 views the per-(view, line) and per-(view, tile) geometry is computed in float64; per pixel, in chunks of
 about :data:`CHUNK_POINTS` pixels, ~20 elementwise torch operations in the data's dtype and one gather (the
 adjoint) or two ``scatter_add_`` (the forward) per pixel boundary; a batch shares the geometry. Temporaries
-take a few tens of MiB, nothing is kept between calls. Measured on the CPU as above (load 2.6-3.1): 1.37 s
+take a few tens of MiB, nothing is kept between calls. Measured on the CPU as above at load 2.6-3.1: 1.37 s
 forward / 1.02 s adjoint (the generic triples took 14 / 12 s; 'line_fanflat' in the same rounds: 1.19 /
 1.05 s); a batch of 8: 9.1 / 5.4 s; peak ~80 MiB (batch 8: ~150 MiB).
 """

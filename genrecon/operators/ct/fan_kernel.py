@@ -14,24 +14,25 @@ sinogram row. Everything runs in float64 (float32 data is converted on the way i
 each (view, line) computed in the loops, nothing stored beyond a few rows of ``N`` or ``D`` values per call;
 the columns pass reads / writes a transposed copy of the image so that both passes walk contiguous memory.
 
-The loops run from the line's first pixel over slices (``along[lo:hi]``, ``row[lo:hi]``) and bins are indexed
-with unsigned integers: numba's negative-index wrap would otherwise turn the vectorised loops (the square
-roots and divisions, :func:`_factors`) into gathers and scatters, 2-4x slower. Per (view, line) the float64
-geometry; per pixel one square root and one division (vectorised, AVX-512 here), then per image of the batch
-one scalar loop: the forward's two scattered adds per boundary into the view's increment rows (``lower``:
-``J``, ``upper``: ``f J``, then ``lower - upper`` plus ``upper`` one bin on; not ``(1 - f) J`` and ``f J`` into one
-row: a boundary in the next bin would wait on the previous one's store), the
-adjoint's interpolation of ``H`` per boundary. A batch (:data:`BATCH_CHUNK` images a call) shares everything but those loops. One thread (no
-``prange``: the benchmarks count CPU time, and the 2-core machine is shared). Memory: float64 copies of the
-image (and its transpose) or sinogram, the output, and numba itself (~60 MiB resident once imported).
+The loops run from the line's first pixel over slices (``along[lo:hi]``, ``row[lo:hi]``) and bins are indexed with
+unsigned integers: numba's negative-index wrap would otherwise turn the vectorised loops (the square roots and
+divisions, :func:`_factors`) into gathers and scatters, 2-4x slower. Per (view, line) the float64 geometry; per
+pixel one square root and one division (vectorised, AVX-512 here), then per image of the batch one scalar loop: the
+forward's two scattered adds per boundary into the view's increment rows (``lower``: ``J``, ``upper``: ``f J``,
+then ``lower - upper`` plus ``upper`` one bin on; not ``(1 - f) J`` and ``f J`` into one row: a boundary in the
+next bin would wait on the previous one's store), the adjoint's interpolation of ``H`` per boundary. A batch
+(:data:`BATCH_CHUNK` images a call) shares everything but those loops. One thread (no ``prange``: the benchmarks
+count CPU time, and the 2-core machine is shared). Memory: float64 copies of the image (and its transpose) or
+sinogram, the output, and numba itself (~60 MiB resident once imported).
 
-Measured (one thread, CPU time, float32 data, a shared 2-core AMD EPYC (Zen 4) VM at load 1-2, interleaved
-rounds, ``scripts/bench_ct.py``) at 512 x 512, 720 views over 360 degrees, 775 bins: 0.48 s forward / 0.48 s
-adjoint (the torch tiles of :mod:`.fan`: 1.37 / 1.02 s; ASTRA 2.5 'line_fanflat' 1.1 / 1.15 s,
-'strip_fanflat' 3.4 / 3.5 s); a batch of 8: 3.3 / 3.0 s (8 'line_fanflat' calls 9.4 / 8.4 s). At 256 x 256
-with 180 views (388 bins): 36 / 35 ms (torch tiles 115 / 89, 'line_fanflat' 84 / 80 ms). The first call of a
-process imports numba (~0.35 s) and loads the cached machine code (~0.4 s); without a cache it compiles
-(~4.5 s for both directions).
+Measured (one thread, CPU time, float32 data, a shared 2-core AMD EPYC (Zen 4) VM, interleaved rounds of
+``scripts/bench_ct.py``, load 3.6-4.3) at 512 x 512, 720 views over 360 degrees, 775 bins: 0.47 s forward / 0.47 s
+adjoint (ASTRA 2.5 'line_fanflat' 1.5 / 1.6 s, 'strip_fanflat' 4.6 / 4.8 s; the torch tiles of :mod:`.fan` 2.0 /
+1.5 s at load 4.3); a batch of 8: 3.5 / 3.0 s (8 'line_fanflat' calls: 12.8 / 11.1 s); peak 140 MiB, ~60 of it
+numba's import (batch 8: 107 MiB). At load 1.1-2.1 (a build ~10% slower): 0.48 / 0.48 s, 'line_fanflat' 1.1 / 1.15
+s. At 256 x 256 with 180 views (388 bins), load 4.3: 30 / 27 ms (torch tiles 120 / 107 ms, 'line_fanflat' 92 / 89
+ms); a batch of 8: 168 / 153 ms (8 'line_fanflat' calls: 700 / 612 ms). The first call of a process imports numba
+(~0.35 s) and loads the cached machine code (~0.4 s); without a cache it compiles (~4.5-5 s for both directions).
 """
 
 from __future__ import annotations
