@@ -38,7 +38,9 @@ CASES = {  # name -> kwargs of _fan
 
 @pytest.fixture(autouse=True)
 def _small_tiles(monkeypatch):
-    """Tiles that do not divide the image (the last ones overlap), several chunks and view blocks."""
+    """The torch tiles (the CPU kernel has its own tests, tests/test_ct_fan_kernel.py), tiles that do not divide
+    the image (the last ones overlap), several chunks and view blocks."""
+    monkeypatch.setattr(fan, "KERNEL", "torch")
     monkeypatch.setattr(fan, "TILE_LINES", 5)
     monkeypatch.setattr(fan, "TILE_POSITIONS", 7)
     monkeypatch.setattr(fan, "CHUNK_POINTS", 1000)

@@ -13,10 +13,10 @@ Two ways to apply that matrix ``A`` (rays x pixels), chosen per operator by ``ma
     - stored (:mod:`.matrix`): ``A`` and its transpose built once per geometry, dtype and device, fully vectorised
       in torch, and applied as two CSR matrices with int32 indices; the fastest per call, memory ~ N^2 V.
     - on the fly (:mod:`.onthefly`): the weights recomputed per block of views and never kept (a parallel beam
-      by cumulative sums along image rows and detector bins, the fan beam likewise per tile of image lines,
-      :mod:`.fan`; other geometries from the same per-block (pixel, bin, weight) triples as the matrix build);
+      by cumulative sums along image rows and detector bins, the fan beam likewise along image lines, :mod:`.fan`:
+      on the CPU a compiled numba kernel, :mod:`.fan_kernel`, elsewhere torch tiles; other geometries from the same per-block (pixel, bin, weight) triples as the matrix build);
       memory ~ one block, set-up free. A batch computes each block's weights once for all its images
-      (:mod:`.batched`, sparse products with batch-last tables; :mod:`.fan` shares its per-tile geometry).
+      (:mod:`.batched`, sparse products with batch-last tables; the fan kernel runs 8 images per boundary visit).
 
 ``auto`` (the default) stores the matrix when its build's peak (~2.5x the kept matrices, :meth:`matrix_bytes`)
 fits ``memory_budget_mib`` (default 4096). Either way the adjoint is the transpose of the very same entries,

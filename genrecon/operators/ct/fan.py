@@ -16,15 +16,17 @@ for rows whose footprints run either way), and the forward is its transpose: the
 ``x * factor_signed`` at the boundaries, each splatted linearly onto the two bins around ``beta(m)``, then a
 cumulative sum over the bins. The mask is free: boundaries are clamped to the line's interval of pixels of
 the pass, so the other pixels' footprints are empty. Same entries as the stored matrix (to rounding, ~1e-14
-in float64; in float32 ~5e-8 of the largest value from the kernel, which computes in float64, ~2e-6 from the
-torch tiles), and the adjoint is the exact transpose.
+in float64; in float32 ~5e-8 of the largest value from the kernel on one image, which computes in float64,
+~1e-6 on a batch, which keeps float32 data in float32, ~2e-6 from the torch tiles), and the adjoint is the
+exact transpose.
 
 On the CPU (float32 or float64 data) these loops run as one compiled numba kernel, :mod:`.fan_kernel`: per
 (view, line) the float64 geometry, per pixel a square root and a division, per boundary two scattered adds
-(the forward) or one interpolation of ``H`` (the adjoint), in float64. Measured (one thread, CPU time,
-float32, a shared 2-core Zen 4 machine at load 3.6-4.3, interleaved rounds) at 512 x 512, 720 views over 360
-degrees, 775 bins: 0.47 s forward / 0.47 s adjoint (ASTRA 2.5 'line_fanflat' 1.5 / 1.6 s, 'strip_fanflat'
-4.6 / 4.8 s); a batch of 8: 3.5 / 3.0 s (8 'line_fanflat' calls: 12.8 / 11.1 s); see :mod:`.fan_kernel`.
+(the forward) or one interpolation of ``H`` (the adjoint), a batch 8 images per boundary visit. Measured (one
+thread, CPU time, float32, a shared 2-core Zen 4 machine at load 2.8-3.5, interleaved rounds) at 512 x 512,
+720 views over 360 degrees, 775 bins: 0.43 s forward / 0.41 s adjoint (ASTRA 2.5 'line_fanflat' 1.35 / 1.33
+s, 'strip_fanflat' 4.1 / 4.1 s); a batch of 8: 1.9 / 1.8 s (8 'line_fanflat' calls: 10.4 / 10.8 s); see
+:mod:`.fan_kernel`.
 
 Other devices (CUDA), and the kernel's reference (:func:`torch_forward`, :func:`torch_adjoint`; :data:`KERNEL`
 chooses), work in tiles of :data:`TILE_LINES` lines x :data:`TILE_POSITIONS` pixels, only the (view, tile)
@@ -50,11 +52,9 @@ TILE_POSITIONS = 64
 CHUNK_POINTS = 2**18
 #: views whose geometry is computed together
 VIEW_BLOCK = 64
-#: the CPU path: "numba" (:mod:`.fan_kernel`), "torch" (the tiles here, also the path of other devices) or
-#: "auto": numba when it imports and the four tile settings above are the defaults (a caller that changes them
-#: is tuning or testing the torch tiles, so it gets them)
-KERNEL = "auto"
-_TUNING = (TILE_LINES, TILE_POSITIONS, CHUNK_POINTS, VIEW_BLOCK)
+#: the CPU path: "numba" (:mod:`.fan_kernel`) or "torch" (the tiles here, the path of other devices; what
+#: ``tests/test_ct_fan_onthefly.py`` tests)
+KERNEL = "numba"
 
 
 def tile_shape(op) -> tuple[int, int]:
@@ -197,14 +197,8 @@ def _kernel(t: torch.Tensor):
     """:mod:`.fan_kernel` when it applies to ``t`` (see :data:`KERNEL`), else None (the torch tiles)."""
     if t.device.type != "cpu" or KERNEL == "torch":
         return None
-    if KERNEL == "auto" and (TILE_LINES, TILE_POSITIONS, CHUNK_POINTS, VIEW_BLOCK) != _TUNING:
-        return None
-    try:
-        from . import fan_kernel
-    except ImportError:  # numba missing
-        if KERNEL == "numba":
-            raise
-        return None
+    from . import fan_kernel
+
     return fan_kernel
 
 

@@ -10,9 +10,12 @@ the footprints), per image line, the pass's pixels are an interval ``[lo, hi)`` 
 ``factor * (H(beta(m + 1)) - H(beta(m)))``; its transpose, the forward, adds each boundary's jump
 ``J = xf[m] - xf[m - 1]`` (``xf = x * factor``, zero outside ``[lo, hi)``) as ``(1 - f) J`` to bin ``i`` and
 ``f J`` to bin ``i + 1`` of an increment row (``beta(m) = i + f``), whose one cumulative sum per view is the
-sinogram row. Everything runs in float64 (float32 data is converted on the way in and out), the geometry of
-each (view, line) computed in the loops, nothing stored beyond a few rows of ``N`` or ``D`` values per call;
-the columns pass reads / writes a transposed copy of the image so that both passes walk contiguous memory.
+sinogram row. One image runs in float64 (float32 data is converted on the way in and out); a batch keeps its
+images (forward) and its adjoint's sums in the data's precision, as the stored matrix and the torch tiles do
+(geometry and the forward's bin sums in float64): at 512 x 512 a batch of 8 in float64 is 32 MiB of image and
+transpose, out of the caches. The geometry of each (view, line) is computed in the loops, nothing stored beyond a
+few rows of ``N`` or ``D`` values per call; the columns pass reads / writes a transposed copy of the image so that
+both passes walk contiguous memory.
 
 The loops run from the line's first pixel over slices (``along[lo:hi]``, ``row[lo:hi]``) and bins are indexed with
 unsigned integers: numba's negative-index wrap would otherwise turn the vectorised loops (the square roots and
@@ -21,18 +24,21 @@ pixel one square root and one division (vectorised, AVX-512 here), then per imag
 forward's two scattered adds per boundary into the view's increment rows (``lower``: ``J``, ``upper``: ``f J``,
 then ``lower - upper`` plus ``upper`` one bin on; not ``(1 - f) J`` and ``f J`` into one row: a boundary in the
 next bin would wait on the previous one's store), the adjoint's interpolation of ``H`` per boundary. A batch
-(:data:`BATCH_CHUNK` images a call) shares everything but those loops. One thread (no ``prange``: the benchmarks
-count CPU time, and the 2-core machine is shared). Memory: float64 copies of the image (and its transpose) or
-sinogram, the output, and numba itself (~60 MiB resident once imported).
+(:func:`_forward_batch`, :func:`_adjoint_batch`) shares everything but those loops and runs them with the batch
+innermost, :data:`LANES` images a call (images ``(N, N, LANES)``, sinograms ``(V, D, LANES)``, the last call
+padded with zeros): the per-boundary work is shared and the images' updates are short contiguous loops. One
+thread (no ``prange``: the benchmarks count CPU time, and the 2-core machine is shared). Memory: copies of the
+image (and its transpose) or sinogram, the output, and numba itself (~60 MiB resident once imported).
 
 Measured (one thread, CPU time, float32 data, a shared 2-core AMD EPYC (Zen 4) VM, interleaved rounds of
-``scripts/bench_ct.py``, load 3.6-4.3) at 512 x 512, 720 views over 360 degrees, 775 bins: 0.47 s forward / 0.47 s
-adjoint (ASTRA 2.5 'line_fanflat' 1.5 / 1.6 s, 'strip_fanflat' 4.6 / 4.8 s; the torch tiles of :mod:`.fan` 2.0 /
-1.5 s at load 4.3); a batch of 8: 3.5 / 3.0 s (8 'line_fanflat' calls: 12.8 / 11.1 s); peak 140 MiB, ~60 of it
-numba's import (batch 8: 107 MiB). At load 1.1-2.1 (a build ~10% slower): 0.48 / 0.48 s, 'line_fanflat' 1.1 / 1.15
-s. At 256 x 256 with 180 views (388 bins), load 4.3: 30 / 27 ms (torch tiles 120 / 107 ms, 'line_fanflat' 92 / 89
-ms); a batch of 8: 168 / 153 ms (8 'line_fanflat' calls: 700 / 612 ms). The first call of a process imports numba
-(~0.35 s) and loads the cached machine code (~0.4 s); without a cache it compiles (~4.5-5 s for both directions).
+``python scripts/bench_ct.py --full-size 512x720xfan --threads 1 --repeats 3``, load 2.8 -> 3.5;
+benchmarks/operators.json) at 512 x 512, 720 views over 360 degrees, 775 bins: 0.43 s forward / 0.41 s adjoint
+(ASTRA 2.5 'line_fanflat' 1.35 / 1.33 s, 'strip_fanflat' 4.1 / 4.1 s; the torch tiles of :mod:`.fan` 2.0 / 1.5 s
+at load 4.3); a batch of 8: 1.9 / 1.8 s (8 'line_fanflat' calls: 10.4 / 10.8 s, 5.4x / 6.1x); peak 137 MiB, ~60
+of it numba's import (batch 8: 53 MiB). At 256 x 256 with 180 views (388 bins): 28-31 / 24-29 ms, a batch of 8
+110-122 / 95-101 ms (load 2.7-3; 'line_fanflat' 92 / 89 ms, 8 calls 700 / 612 ms, at load 4.3). The first call
+of a process imports numba (~0.35 s) and loads the cached machine code (~0.4 s); without a cache it compiles
+(~5-10 s for the single-image and batch kernels).
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ import torch
 #: float64 pass tests must see the numbers of :mod:`.fan`), ``error_model="numpy"`` (no division-by-zero checks:
 #: they stop the divisions from vectorising)
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
-#: images per kernel call: each view streams the call's float64 images (and transposes) and increment rows;
-#: two stay in the caches (a batch of 8 at 512 x 512 measured ~10% faster than in one call)
-BATCH_CHUNK = 2
+#: images per call of the batch kernels, a compile-time constant: a loop over a runtime batch of 8 is too short
+#: for LLVM's vector loop (it ran scalar); 8 float64 lanes are one AVX-512 register (two AVX2 ones)
+LANES = 8
 
 
 @_jit
@@ -211,6 +217,105 @@ def _adjoint(sino, cos, sin, d_so, d_sd, du, e0, n, out, out_t):
                         prev = cur
 
 
+@_jit
+def _forward_batch(img, img_t, cos, sin, d_so, d_sd, du, e0, n_det, out):
+    """:func:`_forward` with the batch innermost: ``img``, ``img_t`` ``(N, N, B)``, ``B`` = :data:`LANES`; the
+    geometry, each boundary's bin and fraction, and the loop overhead are shared by the batch."""
+    n = img.shape[0]
+    half = (n - 1) / 2.0
+    coord = np.arange(n) - half
+    rv, cv, negc = np.empty(n), np.empty(n), np.empty(n)
+    mf = np.arange(n + 1).astype(np.float64)
+    fac, ii, frac = np.empty(n), np.empty(n + 1, np.uint32), np.empty(n + 1)
+    lower, upper = np.empty((n_det + 2, LANES)), np.empty((n_det + 2, LANES))
+    prev, s, last = np.empty(LANES), np.empty(LANES), np.empty(LANES)
+    top = float(n_det)
+    for v in range(cos.shape[0]):
+        cos_v, sin_v = cos[v], sin[v]
+        _view_setup(coord, cos_v, sin_v, d_so, rv, cv, negc)
+        lower[:] = 0.0
+        upper[:] = 0.0
+        for p in range(2):
+            src = img if p == 0 else img_t
+            along = rv if p == 0 else cv
+            for l in range(n):
+                lo, hi, across, a, b, c, d = _line(p, l, n, half, cos_v, sin_v, d_so, d_sd, du, e0, rv, cv, negc)
+                if hi <= lo:
+                    continue
+                cnt = hi - lo
+                _factors(along[lo:hi], across, mf[lo : hi + 1], a, b, c, d, top, fac, ii, frac)
+                rows = src[l, lo:hi]
+                prev[:] = 0.0
+                for k in range(cnt):
+                    i, f, g = ii[k], frac[k], fac[k]
+                    row, lw, uw = rows[k], lower[i], upper[i]
+                    for q in range(LANES):
+                        cur = row[q] * g
+                        jump = cur - prev[q]
+                        prev[q] = cur
+                        lw[q] += jump
+                        uw[q] += f * jump
+                i, f = ii[cnt], frac[cnt]
+                lw, uw = lower[i], upper[i]
+                for q in range(LANES):
+                    lw[q] -= prev[q]
+                    uw[q] -= f * prev[q]
+        s[:] = 0.0
+        last[:] = 0.0
+        for k in range(n_det):
+            lw, uw = lower[k], upper[k]
+            for q in range(LANES):
+                s[q] += lw[q] - uw[q] + last[q]
+                last[q] = uw[q]
+                out[q, v, k] = s[q]
+
+
+@_jit
+def _adjoint_batch(sino, cos, sin, d_so, d_sd, du, e0, n, out, out_t):
+    """:func:`_adjoint` with the batch innermost: ``sino`` ``(V, D, B)``, ``out``, ``out_t`` ``(N, N, B)``, ``B`` =
+    :data:`LANES`."""
+    n_det = sino.shape[1]
+    half = (n - 1) / 2.0
+    coord = np.arange(n) - half
+    rv, cv, negc = np.empty(n), np.empty(n), np.empty(n)
+    mf = np.arange(n + 1).astype(np.float64)
+    fac, ii, frac = np.empty(n), np.empty(n + 1, np.uint32), np.empty(n + 1)
+    hs, ys = np.empty((n_det + 1, LANES)), np.empty((n_det + 1, LANES))  # H at bin edge k, y[k] (0 at k = D)
+    prev = np.empty(LANES)
+    top = float(n_det)
+    out[:] = 0.0
+    out_t[:] = 0.0
+    for v in range(cos.shape[0]):
+        cos_v, sin_v = cos[v], sin[v]
+        _view_setup(coord, cos_v, sin_v, d_so, rv, cv, negc)
+        hs[0, :] = 0.0
+        for k in range(n_det):
+            ys[k, :] = sino[v, k]
+            for q in range(LANES):
+                hs[k + 1, q] = hs[k, q] + sino[v, k, q]
+        ys[n_det, :] = 0.0
+        for p in range(2):
+            dst = out if p == 0 else out_t
+            along = rv if p == 0 else cv
+            for l in range(n):
+                lo, hi, across, a, b, c, d = _line(p, l, n, half, cos_v, sin_v, d_so, d_sd, du, e0, rv, cv, negc)
+                if hi <= lo:
+                    continue
+                cnt = hi - lo
+                _factors(along[lo:hi], across, mf[lo : hi + 1], a, b, c, d, top, fac, ii, frac)
+                rows = dst[l, lo:hi]
+                i, f = ii[0], frac[0]
+                for q in range(LANES):
+                    prev[q] = hs[i, q] + f * ys[i, q]
+                for k in range(cnt):
+                    i, f, g = ii[k + 1], frac[k + 1], fac[k]
+                    row, h, y = rows[k], hs[i], ys[i]
+                    for q in range(LANES):
+                        cur = h[q] + f * y[q]
+                        row[q] += g * (cur - prev[q])
+                        prev[q] = cur
+
+
 def _geometry(op):
     """``cos, sin`` of the views (torch's, as :mod:`.fan`), ``d_so, d_sd, du`` and the detector's left edge."""
     theta = op.angles_tensor()
@@ -219,26 +324,44 @@ def _geometry(op):
     return cos, sin, d_so, d_so + op.detector_distance, du, -op.n_detectors * du / 2
 
 
+def _lanes(t: torch.Tensor, i: int) -> torch.Tensor:
+    """Images ``i .. i + LANES`` of ``t`` (zeros past its end), the batch moved last: ``(..., LANES)``."""
+    chunk = t[i : i + LANES]
+    if chunk.shape[0] < LANES:
+        chunk = torch.cat([chunk, chunk.new_zeros(LANES - chunk.shape[0], *chunk.shape[1:])])
+    return chunk.movedim(0, -1)
+
+
 def forward(op, x: torch.Tensor) -> torch.Tensor:
     """``A x`` for ``x`` ``(B, N*N)`` on the CPU -> ``(B, V, D)`` of ``x``'s dtype."""
     b, n = x.shape[0], op.image_size
-    img = x.detach().to(torch.float64).reshape(b, n, n).contiguous()
-    img_t = img.transpose(1, 2).contiguous()
-    img, img_t, geometry = img.numpy(), img_t.numpy(), _geometry(op)
-    out = np.empty((b, op.n_views, op.n_detectors))
-    for i in range(0, b, BATCH_CHUNK):
-        sl = slice(i, i + BATCH_CHUNK)
-        _forward(img[sl], img_t[sl], *geometry, op.n_detectors, out[sl])
-    return torch.from_numpy(out).to(x.dtype)
+    geometry = _geometry(op)
+    if b == 1:
+        img = x.detach().to(torch.float64).reshape(1, n, n)
+        out = np.empty((1, op.n_views, op.n_detectors))
+        _forward(img.contiguous().numpy(), img.transpose(1, 2).contiguous().numpy(), *geometry, op.n_detectors, out)
+        return torch.from_numpy(out).to(x.dtype)
+    img = x.detach().reshape(b, n, n)
+    out = np.empty((LANES * -(-b // LANES), op.n_views, op.n_detectors))
+    for i in range(0, b, LANES):  # the batch innermost, LANES images a call
+        lanes = _lanes(img, i)
+        _forward_batch(lanes.contiguous().numpy(), lanes.transpose(0, 1).contiguous().numpy(), *geometry,
+                       op.n_detectors, out[i : i + LANES])
+    return torch.from_numpy(out[:b]).to(x.dtype)
 
 
 def adjoint(op, y: torch.Tensor) -> torch.Tensor:
     """``A^T y`` for ``y`` ``(B, V, D)`` on the CPU -> ``(B, N*N)`` of ``y``'s dtype."""
     b, n = y.shape[0], op.image_size
-    sino = y.detach().to(torch.float64).contiguous().numpy()
-    out, out_t, geometry = np.empty((b, n, n)), np.empty((b, n, n)), _geometry(op)
-    for i in range(0, b, BATCH_CHUNK):
-        sl = slice(i, i + BATCH_CHUNK)
-        _adjoint(sino[sl], *geometry, n, out[sl], out_t[sl])
-    res = torch.from_numpy(out) + torch.from_numpy(out_t).transpose(1, 2)
-    return res.reshape(b, n * n).to(y.dtype)
+    sino, geometry = y.detach(), _geometry(op)
+    if b == 1:
+        out, out_t = np.empty((1, n, n)), np.empty((1, n, n))
+        _adjoint(sino.to(torch.float64).contiguous().numpy(), *geometry, n, out, out_t)
+        res = torch.from_numpy(out) + torch.from_numpy(out_t).transpose(1, 2)
+        return res.reshape(1, n * n).to(y.dtype)
+    res = y.new_empty(b, n, n)
+    out, out_t = torch.empty(n, n, LANES, dtype=y.dtype), torch.empty(n, n, LANES, dtype=y.dtype)
+    for i in range(0, b, LANES):  # the batch innermost, LANES images a call
+        _adjoint_batch(_lanes(sino, i).contiguous().numpy(), *geometry, n, out.numpy(), out_t.numpy())
+        res[i : i + LANES] = torch.add(out, out_t.transpose(0, 1)).movedim(-1, 0)[: min(LANES, b - i)]
+    return res.reshape(b, n * n)

@@ -24,7 +24,8 @@ MATRIX_CHOICES = ("auto", "always", "never")
 #: default ``memory_budget_mib``: the most memory a projector may use for its matrices (their build's peak).
 #: 4 GiB keeps the stored matrix (the fastest path) up to 256 x 256 with 360 fan-beam views and 512 x 512 with
 #: ~150 views; beyond, the on-the-fly path (parallel beam: a little faster than ASTRA's CPU kernels for one image,
-#: ~5x for a batch of 8; fan beam: 1.1-1.4x ASTRA's 'line_fanflat' time for one image, faster for a batch).
+#: ~5x for a batch of 8; fan beam, :mod:`.fan_kernel` on the CPU: ~3x faster than ASTRA's 'line_fanflat' for one
+#: image, more for a batch).
 DEFAULT_MEMORY_BUDGET_MIB = 4096.0
 
 
