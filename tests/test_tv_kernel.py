@@ -85,3 +85,12 @@ def test_fista_tv_with_the_fused_kernel_equals_the_torch_loop(monkeypatch):
     plain = recon(y, op)
     torch.testing.assert_close(fused, plain, rtol=1e-10, atol=1e-10)
     assert bool((fused - op.adjoint(y)).abs().max() > 1e-3)
+
+
+def test_fused_kernel_fills_a_strided_out():
+    g = torch.Generator().manual_seed(6)
+    b = torch.randn(1, 1, 12, 10, dtype=torch.complex128, generator=g)
+    out = torch.zeros(1, 1, 10, 12, dtype=torch.complex128).transpose(-1, -2)  # not contiguous
+    got = TVProx(0.1, 5)(b, 1.0, out=out)
+    assert got is out
+    torch.testing.assert_close(out, TVProx(0.1, 5, kernel=False)(b, 1.0), rtol=1e-12, atol=1e-12)

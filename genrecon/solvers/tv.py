@@ -210,19 +210,23 @@ class TVProx:
         from .tv_kernel import fgp
 
         ws = self._workspace(b, True)
-        real = b.real.dtype
         if out is None:
             out = torch.empty_like(b, memory_format=torch.contiguous_format)
+        # the kernel writes through a numpy view: a strided ``out`` gets the result by a copy
+        target = out if out.is_contiguous() else torch.empty_like(out, memory_format=torch.contiguous_format)
         L, K, H, W = ws.scratch[0].shape
-        view = lambda t: (torch.view_as_real(t) if t.is_complex() else t.unsqueeze(-1)).reshape(L, H, W, K).numpy()  # noqa: E731
-        scale, f = 1.0 / (8.0 * lam), np.dtype(str(real).removeprefix("torch."))
+
+        def view(t: torch.Tensor) -> np.ndarray:  # (L, H, W, K) real, sharing t's memory (t contiguous)
+            return (torch.view_as_real(t) if t.is_complex() else t.unsqueeze(-1)).reshape(L, H, W, K).numpy()
+
+        scale, f = 1.0 / (8.0 * lam), np.dtype(str(b.real.dtype).removeprefix("torch."))
         mode, bound = (2 if lower is not None else 1) if constrain else 0, ws.arrays[2]  # bound: unread unless 2
         if mode == 2:
             bound = _scaled_planes(lower.to(b.dtype).expand_as(b), scale, torch.empty_like(ws.scratch[0])).numpy()
         p, q, bs, ring, g, nrow = ws.arrays
-        fgp(view(b.contiguous()), f.type(scale), bound, mode, p, q, self._weights().astype(f), view(out),
+        fgp(view(b.contiguous()), f.type(scale), bound, mode, p, q, self._weights().astype(f), view(target),
             f.type(8.0 * lam), bs, ring, g, nrow)
-        return out
+        return out if target is out else out.copy_(target)
 
     def _prox(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None,
               out: torch.Tensor | None) -> torch.Tensor:
