@@ -2,42 +2,13 @@
 and as the torch tiles of :mod:`genrecon.operators.ct.fan`, an exact adjoint, batches, detectors that miss
 footprints, and which path a tensor takes."""
 
-import math
-
 import pytest
 import torch
 
+from fan_cases import CASES, DEG, fan_op, rel
+
 from genrecon.operators.base import adjoint_error
-from genrecon.operators.ct import FanBeam, fan, onthefly
-
-fan_kernel = pytest.importorskip("genrecon.operators.ct.fan_kernel")
-
-DEG = math.pi / 180
-# views exactly at 0, 45, 90, 135, 180 degrees and within 1e-9 of them (the row / column split of the pixels
-# changes there; at 45 degrees some pixels tie), plus arbitrary ones
-EDGE_ANGLES = [a * DEG + e for a in (0, 45, 90, 135, 180) for e in (0.0, -1e-9, 1e-9)] + [5.0, 2.0]
-
-
-def _fan(matrix, n, views=None, angles=None, source=2.0, detector=1.0, **kw):
-    angles = angles if angles is not None else [2 * math.pi * (i + 0.3) / views for i in range(views)]
-    return FanBeam(image_size=n, angles=angles, source_distance=source * n, detector_distance=detector * n,
-                   matrix=matrix, **kw)
-
-
-CASES = {  # name -> kwargs of _fan
-    "even": {"n": 24, "views": 19},
-    "odd": {"n": 23, "views": 13},
-    "edge_angles_even": {"n": 20, "angles": EDGE_ANGLES},
-    "edge_angles_odd": {"n": 17, "angles": EDGE_ANGLES},
-    "no_gap_detector": {"n": 18, "views": 11, "detector": 0.0},  # detector through the isocentre
-    "close_source": {"n": 16, "views": 6, "source": 0.85, "detector": 0.5},
-    "spacing_0.7_more_bins": {"n": 21, "views": 12, "detector_spacing": 0.7, "n_detectors": 90},
-    "spacing_2.3": {"n": 19, "views": 10, "detector_spacing": 2.3},
-}
-
-
-def _rel(a, b):
-    return float((a - b).abs().max() / b.abs().max())
+from genrecon.operators.ct import fan, fan_kernel, onthefly
 
 
 def _data(op, batch, gen, dtype=torch.float64):
@@ -48,28 +19,30 @@ def _data(op, batch, gen, dtype=torch.float64):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_kernel_equals_the_matrix_and_the_torch_tiles(name, gen):
-    stored, op = _fan("always", **CASES[name]), _fan("never", **CASES[name])
+    stored, op = fan_op("always", **CASES[name]), fan_op("never", **CASES[name])
     n, v = op.image_size, op.n_views
     for batch in (1, 3, 9):  # 9: two calls of fan_kernel.LANES images, the second padded with zeros
         x, y = _data(op, batch, gen)
         ya, xa = stored(x.view(batch, 1, n, n)).view(batch, v, -1), stored.adjoint(y.view(batch, 1, v, -1))
+        ya, xa = ya / stored.scale, xa / stored.scale  # the kernel computes the raw (unnormalised) transform
         yk, xk = fan_kernel.forward(op, x), fan_kernel.adjoint(op, y)
         assert yk.dtype == xk.dtype == torch.float64 and yk.shape == ya.shape and xk.shape == (batch, n * n)
-        assert _rel(yk, ya) < 1e-12 and _rel(xk, xa.view(batch, -1)) < 1e-12
-        assert _rel(yk, fan.torch_forward(op, x)) < 1e-12 and _rel(xk, fan.torch_adjoint(op, y)) < 1e-12
+        assert rel(yk, ya) < 1e-12 and rel(xk, xa.view(batch, -1)) < 1e-12
+        assert rel(yk, fan.torch_forward(op, x)) < 1e-12 and rel(xk, fan.torch_adjoint(op, y)) < 1e-12
         for i in range(batch):  # a batch is its images one by one
-            assert _rel(yk[i : i + 1], fan_kernel.forward(op, x[i : i + 1])) < 1e-14
-            assert _rel(xk[i : i + 1], fan_kernel.adjoint(op, y[i : i + 1])) < 1e-14
+            assert rel(yk[i : i + 1], fan_kernel.forward(op, x[i : i + 1])) < 1e-14
+            assert rel(xk[i : i + 1], fan_kernel.adjoint(op, y[i : i + 1])) < 1e-14
         # float32 data: one image computed in float64, a batch keeps it (and the adjoint's sums) in float32
         y32, x32 = fan_kernel.forward(op, x.float()), fan_kernel.adjoint(op, y.float())
         assert y32.dtype == x32.dtype == torch.float32
-        assert _rel(y32.double(), stored(x.float().view(batch, 1, n, n)).view(batch, v, -1).double()) < 1e-5
-        assert _rel(x32.double(), xa.view(batch, -1)) < 1e-5
+        y32_stored = stored(x.float().view(batch, 1, n, n)).view(batch, v, -1).double() / stored.scale
+        assert rel(y32.double(), y32_stored) < 1e-5
+        assert rel(x32.double(), xa.view(batch, -1)) < 1e-5
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_kernel_adjoint_is_exact(name):
-    op = _fan("never", **CASES[name])
+    op = fan_op("never", **CASES[name])
     assert fan._kernel(torch.zeros(1)) is fan_kernel
     assert adjoint_error(op, torch.Generator().manual_seed(0), dtype=torch.float64) < 1e-12
     assert adjoint_error(op, torch.Generator().manual_seed(0), dtype=torch.float32) < 1e-6
@@ -80,24 +53,24 @@ def test_short_detector_misses_footprints(n_det, gen):
     """A detector narrower than the image (not allowed by FanBeam's checks, set afterwards): footprints run off
     both ends; the kernel keeps the overlaps with the bins that exist, like the generic triples (the torch tiles
     assume a detector that covers the image, as FanBeam requires)."""
-    op = _fan("never", n=16, angles=[0.0, 0.4, 45 * DEG, 2.0, 4.0])
+    op = fan_op("never", n=16, angles=[0.0, 0.4, 45 * DEG, 2.0, 4.0])
     op.n_detectors = n_det
     x, y = _data(op, 2, gen)
     yk, xk = fan_kernel.forward(op, x), fan_kernel.adjoint(op, y)
     assert yk.shape == (2, 5, n_det)
-    assert _rel(yk, onthefly.generic_forward(op, x)) < 1e-12 and _rel(xk, onthefly.generic_adjoint(op, y)) < 1e-12
+    assert rel(yk, onthefly.generic_forward(op, x)) < 1e-12 and rel(xk, onthefly.generic_adjoint(op, y)) < 1e-12
     assert abs(float((yk * y).sum() - (x * xk).sum())) < 1e-12 * float(yk.norm() * y.norm())
 
 
 def test_a_larger_geometry_against_the_torch_tiles(gen):
-    op = _fan("never", n=64, views=45)
+    op = fan_op("never", n=64, views=45)
     x, y = _data(op, 2, gen)
-    assert _rel(fan_kernel.forward(op, x), fan.torch_forward(op, x)) < 1e-12
-    assert _rel(fan_kernel.adjoint(op, y), fan.torch_adjoint(op, y)) < 1e-12
+    assert rel(fan_kernel.forward(op, x), fan.torch_forward(op, x)) < 1e-12
+    assert rel(fan_kernel.adjoint(op, y), fan.torch_adjoint(op, y)) < 1e-12
 
 
 def test_which_path_a_tensor_takes(monkeypatch, gen):
-    op = _fan("never", n=12, views=5)
+    op = fan_op("never", n=12, views=5)
     calls = []
     monkeypatch.setattr(fan_kernel, "forward", lambda *a, _f=fan_kernel.forward: calls.append("f") or _f(*a))
     monkeypatch.setattr(fan_kernel, "adjoint", lambda *a, _f=fan_kernel.adjoint: calls.append("a") or _f(*a))
@@ -114,8 +87,8 @@ def test_which_path_a_tensor_takes(monkeypatch, gen):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_tensors_take_the_torch_tiles(gen):
-    op = _fan("never", n=16, views=7)
+    op = fan_op("never", n=16, views=7)
     x, y = _data(op, 2, gen)
     assert fan._kernel(x.cuda()) is None
-    assert _rel(fan.fan_forward(op, x.cuda()).cpu(), fan_kernel.forward(op, x)) < 1e-12
-    assert _rel(fan.fan_adjoint(op, y.cuda()).cpu(), fan_kernel.adjoint(op, y)) < 1e-12
+    assert rel(fan.fan_forward(op, x.cuda()).cpu(), fan_kernel.forward(op, x)) < 1e-12
+    assert rel(fan.fan_adjoint(op, y.cuda()).cpu(), fan_kernel.adjoint(op, y)) < 1e-12

@@ -1,39 +1,13 @@
 """The fan beam's matrix-free path (:mod:`genrecon.operators.ct.fan`): the same entries as the stored matrix,
 an exact adjoint, autograd, batches, and tiles / chunks / view blocks that do not divide the problem."""
 
-import math
-
 import pytest
 import torch
 
+from fan_cases import CASES, fan_op, rel
+
 from genrecon.operators.base import adjoint_error
-from genrecon.operators.ct import FanBeam, fan, onthefly
-
-DEG = math.pi / 180
-# views at exactly 0, 45, 90, 135, 180, 270 degrees and just off them (the row / column split of the pixels
-# changes there, and at 45 degrees some pixels tie), plus an arbitrary one
-EDGE_ANGLES = [0.0, 1e-9, 45 * DEG, 45 * DEG - 1e-9, 45 * DEG + 1e-7, 90 * DEG, 90 * DEG + 1e-9, 135 * DEG,
-               math.pi, 270 * DEG - 1e-9, 5.0]
-
-
-def _fan(matrix, n, views=None, angles=None, source=2.0, detector=1.0, **kw):
-    angles = angles if angles is not None else [2 * math.pi * i / views for i in range(views)]
-    return FanBeam(image_size=n, angles=angles, source_distance=source * n, detector_distance=detector * n,
-                   matrix=matrix, **kw)
-
-
-CASES = {  # name -> kwargs of _fan
-    "even": {"n": 24, "views": 19},
-    "odd": {"n": 23, "views": 13},
-    "edge_angles_even": {"n": 20, "angles": EDGE_ANGLES},
-    "edge_angles_odd": {"n": 17, "angles": EDGE_ANGLES},
-    "no_gap_detector": {"n": 18, "views": 11, "detector": 0.0},  # detector through the isocentre
-    "close_source": {"n": 16, "views": 6, "source": 0.85, "detector": 0.5},  # source close to the image
-    "spacing_0.7_more_bins": {"n": 21, "views": 12, "detector_spacing": 0.7, "n_detectors": 90},
-    "spacing_2.3_short_scan": {"n": 19, "angles": [0.3 + 3.9 * i / 10 for i in range(10)],
-                               "detector_spacing": 2.3},
-    "normalised": {"n": 16, "views": 10, "normalize": True},
-}
+from genrecon.operators.ct import fan, onthefly
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +21,9 @@ def _small_tiles(monkeypatch):
     monkeypatch.setattr(fan, "VIEW_BLOCK", 4)
 
 
-def _rel(a, b):
-    return float((a - b).abs().max() / b.abs().max())
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matrix_free_fan_equals_the_stored_matrix(name, gen):
-    stored, fly = _fan("always", **CASES[name]), _fan("never", **CASES[name])
+    stored, fly = fan_op("always", **CASES[name]), fan_op("never", **CASES[name])
     assert stored.uses_matrix and not fly.uses_matrix
     for batch in (1, 3):
         x = torch.randn(batch, *stored.domain_shape, generator=gen, dtype=torch.float64)
@@ -61,15 +31,15 @@ def test_matrix_free_fan_equals_the_stored_matrix(name, gen):
         for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
             ya, yb = stored(x.to(dtype)), fly(x.to(dtype))
             assert yb.dtype == dtype and yb.shape == ya.shape
-            assert _rel(yb, ya) < tol
+            assert rel(yb, ya) < tol
             xa, xb = stored.adjoint(y.to(dtype)), fly.adjoint(y.to(dtype))
             assert xb.dtype == dtype and xb.shape == xa.shape
-            assert _rel(xb, xa) < tol
+            assert rel(xb, xa) < tol
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matrix_free_fan_adjoint_is_exact(name):
-    op = _fan("never", **CASES[name])
+    op = fan_op("never", **CASES[name])
     assert adjoint_error(op, torch.Generator().manual_seed(0), dtype=torch.float64) < 1e-12
 
 
@@ -77,17 +47,17 @@ def test_default_tiles_and_the_generic_triples(gen, monkeypatch):
     """The default tile sizes (32 lines do not divide 41: the last line tile overlaps) against the stored
     matrix, and the fast path against the generic (pixel, bin, weight) triples it replaces."""
     monkeypatch.undo()
-    op, stored = _fan("never", n=41, views=12), _fan("always", n=41, views=12)
+    op, stored = fan_op("never", n=41, views=12), fan_op("always", n=41, views=12)
     x = torch.randn(2, 41 * 41, generator=gen, dtype=torch.float64)
     y = torch.randn(2, 12, op.n_detectors, generator=gen, dtype=torch.float64)
-    assert _rel(fan.fan_forward(op, x), stored(x.view(2, 1, 41, 41)).view(2, 12, -1)) < 1e-12
-    assert _rel(fan.fan_adjoint(op, y), stored.adjoint(y.view(2, 1, 12, -1)).view(2, -1)) < 1e-12
-    assert _rel(fan.fan_forward(op, x[:1]), onthefly.generic_forward(op, x[:1])) < 1e-12
-    assert _rel(fan.fan_adjoint(op, y[:1]), onthefly.generic_adjoint(op, y[:1])) < 1e-12
+    assert rel(fan.fan_forward(op, x), stored(x.view(2, 1, 41, 41)).view(2, 12, -1)) < 1e-12
+    assert rel(fan.fan_adjoint(op, y), stored.adjoint(y.view(2, 1, 12, -1)).view(2, -1)) < 1e-12
+    assert rel(fan.fan_forward(op, x[:1]), onthefly.generic_forward(op, x[:1])) < 1e-12
+    assert rel(fan.fan_adjoint(op, y[:1]), onthefly.generic_adjoint(op, y[:1])) < 1e-12
 
 
 def test_fan_projector_uses_the_fast_path(monkeypatch, gen):
-    op = _fan("never", n=12, views=5)
+    op = fan_op("never", n=12, views=5)
     calls = []
     monkeypatch.setattr(fan, "_chunks", lambda *a, _f=fan._chunks: calls.append(1) or _f(*a))
     op(torch.randn(1, 1, 12, 12, generator=gen))
@@ -96,12 +66,12 @@ def test_fan_projector_uses_the_fast_path(monkeypatch, gen):
 
 
 def test_matrix_free_fan_autograd_and_batches(gen):
-    op = _fan("never", n=12, views=7)
+    op = fan_op("never", n=12, views=7)
     x = op.random_domain(3, gen).requires_grad_(True)
     y = op.random_range(3, gen)
     (grad,) = torch.autograd.grad((op(x) * y).sum(), x)
     assert torch.allclose(grad, op.adjoint(y), atol=1e-12 * grad.abs().max())
-    small = _fan("never", n=6, views=3)
+    small = fan_op("never", n=6, views=3)
     assert torch.autograd.gradcheck(small, (torch.randn(1, 1, 6, 6, dtype=torch.float64, generator=gen,
                                                         requires_grad=True),))
     assert torch.autograd.gradcheck(small.adjoint, (torch.randn(1, *small.range_shape, dtype=torch.float64,
@@ -116,7 +86,7 @@ def test_matrix_free_fan_autograd_and_batches(gen):
 
 def test_matrix_free_fan_is_not_the_zero_map(gen):
     """A point object: its projection is a narrow bump in every view, at the bins its ray hits."""
-    op = _fan("never", n=21, views=8)
+    op = fan_op("never", n=21, views=8)
     x = torch.zeros(1, 1, 21, 21, dtype=torch.float64)
     x[0, 0, 10, 10] = 1.0  # the centre pixel: every central ray
     y = op(x)[0, 0]

@@ -30,6 +30,7 @@ in the test).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -196,15 +197,6 @@ class TVProx:
             self._ws = ws
         return ws
 
-    def _weights(self) -> np.ndarray:
-        """The momentum weights ``1 + (t_k - 1) / t_{k+1}`` of the dual steps of one call."""
-        weights, t = [], 1.0
-        for _ in range(self.n_iter):
-            t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            weights.append(1.0 + (t - 1.0) / t_new)
-            t = t_new
-        return np.array(weights)
-
     def _fused(self, b: torch.Tensor, lam: float, constrain: bool, lower: torch.Tensor | None,
                out: torch.Tensor | None) -> torch.Tensor:
         from .tv_kernel import fgp
@@ -219,12 +211,12 @@ class TVProx:
         def view(t: torch.Tensor) -> np.ndarray:  # (L, H, W, K) real, sharing t's memory (t contiguous)
             return (torch.view_as_real(t) if t.is_complex() else t.unsqueeze(-1)).reshape(L, H, W, K).numpy()
 
-        scale, f = 1.0 / (8.0 * lam), np.dtype(str(b.real.dtype).removeprefix("torch."))
+        p, q, bs, ring, g, nrow = ws.arrays
+        scale, f = 1.0 / (8.0 * lam), p.dtype
         mode, bound = (2 if lower is not None else 1) if constrain else 0, ws.arrays[2]  # bound: unread unless 2
         if mode == 2:
             bound = _scaled_planes(lower.to(b.dtype).expand_as(b), scale, torch.empty_like(ws.scratch[0])).numpy()
-        p, q, bs, ring, g, nrow = ws.arrays
-        fgp(view(b.contiguous()), f.type(scale), bound, mode, p, q, self._weights().astype(f), view(target),
+        fgp(view(b.contiguous()), f.type(scale), bound, mode, p, q, np.array(_momentum(self.n_iter), f), view(target),
             f.type(8.0 * lam), bs, ring, g, nrow)
         return out if target is out else out.copy_(target)
 
@@ -236,11 +228,10 @@ class TVProx:
         ws.bound = None
         if constrain and lower is not None:
             ws.bound = _scaled_planes(lower.to(b.dtype).expand_as(b), scale, torch.empty_like(ws.b))
-        p, t = self._p, 1.0
-        for k in range(self.n_iter):  # q = p at the start (warm start: the last call's p)
-            t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            ws.step(1 - p, 1.0 + (t - 1.0) / t_new, constrain, first=k == 0)  # p_new + (t-1)/t_new (p_new - p)
-            p, t = 1 - p, t_new
+        p = self._p
+        for k, weight in enumerate(_momentum(self.n_iter)):  # q = p at the start (warm start: the last call's p)
+            ws.step(1 - p, weight, constrain, first=k == 0)  # q = p_new + (t-1)/t_new (p_new - p)
+            p = 1 - p
         self._p = p
         x = ws.scaled_x(p, constrain, pad=False).mul_(8.0 * lam)
         if out is None:
@@ -251,6 +242,18 @@ class TVProx:
         else:
             flat.copy_(x[:, 0])
         return out
+
+
+@functools.lru_cache(maxsize=32)
+def _momentum(n_iter: int) -> tuple[float, ...]:
+    """The momentum weights ``1 + (t_k - 1) / t_{k+1}`` of the ``n_iter`` dual steps of one call (``t_0 = 1``,
+    ``t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2``): ``q = p + weight (p_new - p)``."""
+    weights, t = [], 1.0
+    for _ in range(n_iter):
+        t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        weights.append(1.0 + (t - 1.0) / t_new)
+        t = t_new
+    return tuple(weights)
 
 
 #: what the fused kernel takes (else the torch loop)
