@@ -128,14 +128,14 @@ def _factors(along, across, mf, a, b, c, d, top, fac, ii, frac):
 
 @_jit
 def _forward(img, img_t, cos, sin, d_so, d_sd, du, e0, n_det, out):
-    """``out (B, V, D) = A x`` for ``img (B, N, N)`` and its transpose ``img_t``."""
-    nb, n = img.shape[0], img.shape[1]
+    """``out (V, D) = A x`` for one image ``img (N, N)`` and its transpose ``img_t``."""
+    n = img.shape[0]
     half = (n - 1) / 2.0
     coord = np.arange(n) - half
     rv, cv, negc = np.empty(n), np.empty(n), np.empty(n)
     mf = np.arange(n + 1).astype(np.float64)
     fac, ii, frac = np.empty(n), np.empty(n + 1, np.uint32), np.empty(n + 1)
-    lower, upper = np.empty((nb, n_det + 2)), np.empty((nb, n_det + 2))
+    lower, upper = np.empty(n_det + 2), np.empty(n_det + 2)
     top = float(n_det)
     for v in range(cos.shape[0]):
         cos_v, sin_v = cos[v], sin[v]
@@ -151,52 +151,48 @@ def _forward(img, img_t, cos, sin, d_so, d_sd, du, e0, n_det, out):
                     continue
                 cnt = hi - lo
                 _factors(along[lo:hi], across, mf[lo : hi + 1], a, b, c, d, top, fac, ii, frac)
-                for q in range(nb):
-                    row, lw, uw = src[q, l, lo:hi], lower[q], upper[q]
-                    prev = 0.0
-                    for k in range(cnt):
-                        cur = row[k] * fac[k]
-                        jump = cur - prev
-                        prev = cur
-                        i = ii[k]
-                        lw[i] += jump
-                        uw[i] += frac[k] * jump
-                    i = ii[cnt]
-                    lw[i] -= prev
-                    uw[i] -= frac[cnt] * prev
-        for q in range(nb):
-            s, prev = 0.0, 0.0
-            for k in range(n_det):
-                s += lower[q, k] - upper[q, k] + prev
-                prev = upper[q, k]
-                out[q, v, k] = s
+                row, prev = src[l, lo:hi], 0.0
+                for k in range(cnt):
+                    cur = row[k] * fac[k]
+                    jump = cur - prev
+                    prev = cur
+                    i = ii[k]
+                    lower[i] += jump
+                    upper[i] += frac[k] * jump
+                i = ii[cnt]
+                lower[i] -= prev
+                upper[i] -= frac[cnt] * prev
+        s, prev = 0.0, 0.0
+        for k in range(n_det):
+            s += lower[k] - upper[k] + prev
+            prev = upper[k]
+            out[v, k] = s
 
 
 @_jit
 def _adjoint(sino, cos, sin, d_so, d_sd, du, e0, n, out, out_t):
-    """``out (B, N, N) = A^T y`` for ``sino (B, V, D)``: the rows pass into ``out``, the columns pass into its
-    transpose ``out_t`` (both zeroed here)."""
-    nb, n_det = sino.shape[0], sino.shape[2]
+    """``out (N, N) = A^T y`` for one sinogram ``sino (V, D)``: the rows pass into ``out``, the columns pass into
+    its transpose ``out_t`` (both zeroed here)."""
+    n_det = sino.shape[1]
     half = (n - 1) / 2.0
     coord = np.arange(n) - half
     rv, cv, negc = np.empty(n), np.empty(n), np.empty(n)
     mf = np.arange(n + 1).astype(np.float64)
     fac, ii, frac = np.empty(n), np.empty(n + 1, np.uint32), np.empty(n + 1)
-    hy = np.empty((nb, n_det + 1, 2))  # H at bin edge k, y[k] (0 at k = D)
+    tab = np.empty((n_det + 1, 2))  # H at bin edge k, y[k] (0 at k = D)
     top = float(n_det)
     out[:] = 0.0
     out_t[:] = 0.0
     for v in range(cos.shape[0]):
         cos_v, sin_v = cos[v], sin[v]
         _view_setup(coord, cos_v, sin_v, d_so, rv, cv, negc)
-        for q in range(nb):
-            s = 0.0
-            for k in range(n_det):
-                hy[q, k, 0] = s
-                hy[q, k, 1] = sino[q, v, k]
-                s += sino[q, v, k]
-            hy[q, n_det, 0] = s
-            hy[q, n_det, 1] = 0.0
+        s = 0.0
+        for k in range(n_det):
+            tab[k, 0] = s
+            tab[k, 1] = sino[v, k]
+            s += sino[v, k]
+        tab[n_det, 0] = s
+        tab[n_det, 1] = 0.0
         for p in range(2):
             dst = out if p == 0 else out_t
             along = rv if p == 0 else cv
@@ -206,15 +202,13 @@ def _adjoint(sino, cos, sin, d_so, d_sd, du, e0, n, out, out_t):
                     continue
                 cnt = hi - lo
                 _factors(along[lo:hi], across, mf[lo : hi + 1], a, b, c, d, top, fac, ii, frac)
-                for q in range(nb):
-                    row, tab = dst[q, l, lo:hi], hy[q]
-                    i = ii[0]
-                    prev = tab[i, 0] + frac[0] * tab[i, 1]
-                    for k in range(cnt):
-                        i = ii[k + 1]
-                        cur = tab[i, 0] + frac[k + 1] * tab[i, 1]
-                        row[k] += fac[k] * (cur - prev)
-                        prev = cur
+                row, i = dst[l, lo:hi], ii[0]
+                prev = tab[i, 0] + frac[0] * tab[i, 1]
+                for k in range(cnt):
+                    i = ii[k + 1]
+                    cur = tab[i, 0] + frac[k + 1] * tab[i, 1]
+                    row[k] += fac[k] * (cur - prev)
+                    prev = cur
 
 
 @_jit
@@ -337,10 +331,10 @@ def forward(op, x: torch.Tensor) -> torch.Tensor:
     b, n = x.shape[0], op.image_size
     geometry = _geometry(op)
     if b == 1:
-        img = x.detach().to(torch.float64).reshape(1, n, n)
-        out = np.empty((1, op.n_views, op.n_detectors))
-        _forward(img.contiguous().numpy(), img.transpose(1, 2).contiguous().numpy(), *geometry, op.n_detectors, out)
-        return torch.from_numpy(out).to(x.dtype)
+        img = x.detach().to(torch.float64).reshape(n, n)
+        out = np.empty((op.n_views, op.n_detectors))
+        _forward(img.contiguous().numpy(), img.t().contiguous().numpy(), *geometry, op.n_detectors, out)
+        return torch.from_numpy(out).to(x.dtype).unsqueeze(0)
     img = x.detach().reshape(b, n, n)
     out = np.empty((LANES * -(-b // LANES), op.n_views, op.n_detectors))
     for i in range(0, b, LANES):  # the batch innermost, LANES images a call
@@ -355,10 +349,9 @@ def adjoint(op, y: torch.Tensor) -> torch.Tensor:
     b, n = y.shape[0], op.image_size
     sino, geometry = y.detach(), _geometry(op)
     if b == 1:
-        out, out_t = np.empty((1, n, n)), np.empty((1, n, n))
-        _adjoint(sino.to(torch.float64).contiguous().numpy(), *geometry, n, out, out_t)
-        res = torch.from_numpy(out) + torch.from_numpy(out_t).transpose(1, 2)
-        return res.reshape(1, n * n).to(y.dtype)
+        out, out_t = np.empty((n, n)), np.empty((n, n))
+        _adjoint(sino[0].to(torch.float64).contiguous().numpy(), *geometry, n, out, out_t)
+        return (torch.from_numpy(out) + torch.from_numpy(out_t).t()).reshape(1, n * n).to(y.dtype)
     res = y.new_empty(b, n, n)
     out, out_t = torch.empty(n, n, LANES, dtype=y.dtype), torch.empty(n, n, LANES, dtype=y.dtype)
     for i in range(0, b, LANES):  # the batch innermost, LANES images a call
