@@ -66,7 +66,7 @@ def preflight(names: list[str], opts: Options) -> list[str]:
 
 
 def run_suite(name: str, opts: Options, log: Log = no_log, plan: Any = None) -> dict[str, Any]:
-    """Run one suite, write its plots and ``<out>/<name>.json``; returns its document."""
+    """Run one suite, write its plots and ``<out>/<stem>.json`` (:func:`doc_stem`); returns its document."""
     module = suite_module(name)
     t0 = time.perf_counter()
     doc = module.run(opts, log, plan) if plan is not None else module.run(opts, log)
@@ -76,8 +76,15 @@ def run_suite(name: str, opts: Options, log: Log = no_log, plan: Any = None) -> 
     plot = getattr(module, "plot", None)
     if plot is not None:
         doc["plots"] = plot(doc, opts.out)
-    write_json(Path(opts.out) / f"{name}.json", doc)
+    write_json(Path(opts.out) / f"{doc_stem(name, doc)}.json", doc)
     return doc
+
+
+def doc_stem(name: str, doc: dict[str, Any]) -> str:
+    """The file stem of suite ``name``'s document: the suite's name, or its module's ``stem(doc)`` (generative:
+    one file per split)."""
+    stem = getattr(suite_module(name), "stem", None)
+    return stem(doc) if stem is not None else name
 
 
 def run(names: list[str], opts: Options, log: Log = no_log) -> tuple[list[dict[str, Any]], Path]:

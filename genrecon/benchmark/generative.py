@@ -26,7 +26,7 @@ from typing import Any
 from . import suite_runs
 from .common import Log, Options, fmt, mean_std, new_document
 from .suite_runs import prior_problem, references, run_setting
-from .generative_tables import AXIS, make_tables, plot, summarise  # noqa: F401  (the suite's tables and plot)
+from .generative_tables import AXIS, make_tables, plot, stem, summarise  # noqa: F401  (the suite's tables, plot, file)
 
 NAME = "generative"
 TITLE = "Generative reconstruction: FISTA-TV, latent inversion and DPS on held-out slices"

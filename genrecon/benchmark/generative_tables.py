@@ -102,9 +102,20 @@ def make_tables(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [head, full]
 
 
-def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any]]:
-    """Write ``<prefix>_psnr.png`` (PSNR against acceleration / views); returns the plot entries."""
+def stem(doc: dict[str, Any]) -> str:
+    """The file stem of a generative document and its plot: ``generative`` for the val split (the held-out slabs),
+    ``generative_<split>`` for another (``generative_test_subject``), so a run on one split never replaces the
+    other's results."""
+    split = doc.get("settings", {}).get("split", "val")
+    return NAME if split == "val" else f"{NAME}_{split}"
+
+
+def plot(doc: dict[str, Any], out_dir, prefix: str | None = None) -> list[dict[str, Any]]:
+    """Write ``<prefix>_psnr.png`` (PSNR against acceleration / views; ``prefix`` default :func:`stem`); returns the
+    plot entries."""
     from .plots import COLOURS, MARKERS, line_plot
+
+    prefix = prefix or stem(doc)
 
     summ = [r for r in (_ordered(doc) if "methods" in doc.get("settings", {}) else summarise(doc["records"]))
             if "missing" not in r]
@@ -128,6 +139,43 @@ def plot(doc: dict[str, Any], out_dir, prefix: str = NAME) -> list[dict[str, Any
                        "x_label": xlabel, "y_label": "PSNR (dB)", "log_x": True, "series": series,
                        "legend": "upper right" if mod == "mri" else "lower right"})
     path = Path(out_dir) / f"{prefix}_psnr.png"
-    line_plot(path, panels, title="generative: mean PSNR over slices (data_range 1)")
-    return [{"file": path.name, "caption": "PSNR (mean over slices) against MRI acceleration and CT views "
+    split = doc.get("settings", {}).get("split", "val")
+    line_plot(path, panels, title=f"generative ({split}): mean PSNR over slices (data_range 1)")
+    return [{"file": path.name, "caption": f"PSNR (mean over {split} slices) against MRI acceleration and CT views "
                                           "(the limited-angle setting is not on these axes)"}]
+
+
+def _deltas(doc: dict[str, Any]) -> dict[tuple[str, str], list[float]]:
+    """Per (setting, method): PSNR minus FISTA-TV's on the same slice, one value per slice both have."""
+    ref = {(r["setting"], r["image"]): r["psnr"] for r in doc["records"]
+           if r["method"] == "fista_tv" and r.get("psnr") is not None}
+    out: dict[tuple[str, str], list[float]] = {}
+    for r in doc["records"]:
+        key = (r["setting"], r.get("image"))
+        if r["method"] in ("fista_tv", "zero_filled", "fbp") or r.get("psnr") is None or key not in ref:
+            continue
+        out.setdefault((r["setting"], r["method"]), []).append(r["psnr"] - ref[key])
+    return out
+
+
+def split_gap(val: dict[str, Any], unseen: dict[str, Any]) -> dict[str, Any] | None:
+    """The table that sets the two splits side by side: per setting and method, PSNR minus FISTA-TV's on the same
+    slice, mean and worst slice, on the held-out slabs of the training subjects (``val``) and on whole subjects
+    never trained on (``unseen``), and the gap between them; None when the documents share no setting."""
+    dv, du = _deltas(val), _deltas(unseen)
+    order = [k for k in du if k in dv]
+    if not order:
+        return None
+    rows = []
+    for setting, method in order:
+        v, u = dv[(setting, method)], du[(setting, method)]
+        mv, mu = sum(v) / len(v), sum(u) / len(u)
+        rows.append([AXIS.get(setting, (None, setting))[1], method, f"{mv:+.2f} ({min(v):+.2f})",
+                     f"{mu:+.2f} ({min(u):+.2f})", f"{mu - mv:+.2f}", f"{sum(x >= 0 for x in u)} / {len(u)}"])
+    dates = [d.get("machine", {}).get("date", "?") for d in (val, unseen)]
+    return table("Held-out slabs against unseen subjects: PSNR minus FISTA-TV's on the same slice (dB)",
+                 ["setting", "method", "val slabs: mean (worst slice)", "unseen subjects: mean (worst slice)",
+                  "gap (unseen - val)", "unseen slices >= FISTA-TV"], rows,
+                 notes=[f"val: generative.json ({dates[0]}), unseen: generative_{unseen['settings'].get('split')}.json "
+                        f"({dates[1]}); the same configs, seeds and protocol, other slices: val = held-out slabs of "
+                        "the subjects the priors were trained on, unseen = whole subjects no prior was trained on"])

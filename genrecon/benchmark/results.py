@@ -32,19 +32,34 @@ def md_table(columns: list[str], rows: list[list[str]]) -> str:
 
 
 def load_documents(out_dir: Path) -> list[dict[str, Any]]:
-    """The suite documents ``<out_dir>/<suite>.json`` present, in the suites' order (unreadable ones skipped)."""
+    """The suite documents present, in the suites' order: ``<out_dir>/<suite>.json``, then its variants
+    ``<suite>_<variant>.json`` (the generative suite's other splits); unreadable ones skipped."""
     docs = []
     for name in ORDER:
-        path = Path(out_dir) / f"{name}.json"
-        if not path.is_file():
-            continue
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, dict) and doc.get("suite") == name:
-            docs.append(doc)
+        for path in [Path(out_dir) / f"{name}.json", *sorted(Path(out_dir).glob(f"{name}_*.json"))]:
+            if not path.is_file():
+                continue
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and doc.get("suite") == name:
+                docs.append(doc)
     return docs
+
+
+def _split_gap(docs: list[dict[str, Any]]) -> list[str]:
+    """The generative suite's val-against-unseen table, when both splits' documents are present."""
+    from .generative_tables import split_gap
+
+    gen = {d.get("settings", {}).get("split", "val"): d for d in docs
+           if d.get("suite") == "generative" and not d.get("quick")}
+    t = split_gap(gen["val"], gen["test_subject"]) if {"val", "test_subject"} <= gen.keys() else None
+    if t is None:
+        return []
+    out = ["## Generative: held-out slabs against unseen subjects", "", f"### {t['title']}", "",
+           md_table(t["columns"], t["rows"]), ""]
+    return out + [f"Note: {n}" + ("" if n.rstrip().endswith(".") else ".") for n in t.get("notes", [])] + [""]
 
 
 def _peers_line(peers: dict[str, dict]) -> str:
@@ -100,6 +115,7 @@ def render(docs: list[dict[str, Any]], companions: list[Path] = ()) -> str:
                 out += [f"Note: {note}" + ("" if note.rstrip().endswith(".") else "."), ""]
         for p in doc.get("plots", []):
             out += [f"![{p.get('caption', p['file'])}]({p['file']})", "", f"*{p.get('caption', '')}*", ""]
+    out += _split_gap(docs)
     if companions:
         out += ["## More measurements (their own pages, written by the scripts they name)", ""]
         out += [f"- [{_first_heading(p)}]({p.name})" for p in companions]

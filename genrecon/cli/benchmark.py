@@ -153,7 +153,7 @@ def benchmark(
     written: list[Path] = []
     for name in names:
         doc = bench.run_suite(name, opts, log)
-        written += [out / f"{name}.json"] + [out / p["file"] for p in doc.get("plots", [])]
+        written += [out / f"{bench.doc_stem(name, doc)}.json"] + [out / p["file"] for p in doc.get("plots", [])]
         results = bench.write_results(out)
         _print_doc(doc)
     console.print(f"results: {results.resolve()}", highlight=False, soft_wrap=True)
