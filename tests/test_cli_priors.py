@@ -93,7 +93,9 @@ def test_init_from_continues_an_exported_prior_and_refuses_another_architecture(
     res = runner.invoke(app, [*base, "--set", f"output.dir={tmp_path / 'cont'}",
                               "--set", f"output.export={tmp_path / 'cont' / 'prior.pt'}"])
     assert res.exit_code == 0, res.output
-    cont, _ = load_prior(tmp_path / "cont" / "prior.pt")
+    cont, cont_meta = load_prior(tmp_path / "cont" / "prior.pt")
+    src_steps = load_prior(out / "prior.pt")[1]["steps"]
+    assert cont_meta["extra"]["init_steps"] == src_steps and cont_meta["steps"] == src_steps + 1  # the card's sum
     for (k, a), (_, b) in zip(src.state_dict().items(), cont.state_dict().items()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
     res = runner.invoke(app, [*base, "--set", f"output.dir={tmp_path / 'other'}", "--set", "model.base_channels=16",

@@ -139,3 +139,12 @@ def test_model_card_from_meta(tmp_path):
     card = render_model_card(load_prior(path)[1])
     assert card.startswith("# tiny-16") and "pretrained:tiny-16" in card and "phantom: disks." in card
     assert "[0, 1]" in card and "held-out loss 0.1" in card
+
+
+def test_model_card_says_where_a_continued_prior_started(tmp_path):
+    path = save(tmp_path / "d.pt", make_diffusion(), "diffusion", steps=1300,
+                extra={"name": "tiny-16", "init_from": "pretrained:tiny-old", "init_steps": 1000})
+    card = render_model_card(load_prior(path)[1])
+    assert "Initialised from `pretrained:tiny-old` (1000 steps), then trained 300 steps" in card
+    plain = render_model_card(load_prior(save(tmp_path / "e.pt", make_diffusion(), "diffusion"))[1])
+    assert "Initialised" not in plain

@@ -105,6 +105,10 @@ def render_model_card(meta: dict, *, name: str | None = None) -> str:
         f"{meta.get('steps')} steps, batch {t.get('batch_size')}, AdamW lr {t.get('lr')}, EMA {t.get('ema')}, "
         f"seed {train.get('seed')}, {extra.get('seconds', '?')} s on {extra.get('world_size', 1)} process(es); "
         f"augmentation {train.get('augment')}.",
+        *([f"Initialised from `{extra['init_from']}` ({extra.get('init_steps', '?')} steps), then trained "
+           f"{meta.get('steps', 0) - extra['init_steps']} steps on the data above (the step count above is the sum)."
+           if isinstance(extra.get("init_steps"), int) else f"Initialised from `{extra['init_from']}`."]
+          if extra.get("init_from") else []),
         f"Final train loss {extra.get('train_loss')}, held-out loss {extra.get('val_loss')}.",
         "",
         "## Limitations",

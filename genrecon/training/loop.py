@@ -361,6 +361,7 @@ class _Trainer:
             extra={
                 "name": cfg.output.name,
                 "init_from": cfg.train.init_from,
+                "init_steps": getattr(self, "init_steps", 0),
                 "ema": cfg.train.ema,
                 "train_loss": self.last_train_loss,
                 "val_loss": self.last_val_loss,
