@@ -197,3 +197,41 @@ def run(opts: Options, log: Log, plan: Plan | None = None) -> dict[str, Any]:
                         for lab in labels))
     doc["tables"] = make_tables(doc)
     return doc
+
+
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One generative document from runs of disjoint settings on the same split (e.g. the CT settings on one core
+    while a prior trained on the other, then the MRI settings): records, configs and images in the suite's setting
+    order, tables rebuilt; ``merged`` keeps each run's settings, machine (commit, date, load) and seconds, and
+    RESULTS.md lists them. Raises ``ValueError`` for runs of another suite, split, source or quick mode, or a
+    setting in two runs (one setting's numbers are never mixed from two runs)."""
+    if not docs:
+        raise ValueError("merge: no documents")
+    first = docs[0]["settings"]
+    for d in docs:
+        s = d["settings"]
+        if d.get("suite") != NAME or d.get("quick") or s.get("split", "val") != first.get("split", "val") \
+                or s.get("source") != first.get("source"):
+            raise ValueError("merge: the runs differ in suite, quick mode, split or source")
+    names = [n for d in docs for n in d["settings"]["settings"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"merge: setting(s) {', '.join(twice)} in more than one run")
+    order = [n for n in SETTINGS if n in names]
+    doc = {**docs[0], "settings": {**first, "settings": order}, "records": [], "plots": [],
+           "seconds": sum(d.get("seconds", 0.0) for d in docs),
+           "merged": [{"settings": d["settings"]["settings"], "machine": d.get("machine", {}),
+                       "seconds": d.get("seconds", 0.0)} for d in docs]}
+    s = doc["settings"]
+    for key in ("configs", "methods"):
+        s[key] = {n: next(d["settings"][key][n] for d in docs if n in d["settings"]["settings"]) for n in order}
+    s["images"], s["reference_max_min"] = {}, {}
+    for d in docs:
+        for m, keys in d["settings"].get("images", {}).items():
+            s["images"].setdefault(m, keys)
+        for m, (hi, lo) in d["settings"].get("reference_max_min", {}).items():
+            old = s["reference_max_min"].get(m, [hi, lo])
+            s["reference_max_min"][m] = [max(old[0], hi), min(old[1], lo)]
+    doc["records"] = [r for n in order for d in docs for r in d["records"] if r["setting"] == n]
+    doc["tables"] = make_tables(doc)
+    return doc

@@ -104,6 +104,9 @@ def render(docs: list[dict[str, Any]], companions: list[Path] = ()) -> str:
                 f"threads {opts.get('threads') or 'default'}, device {opts.get('device')}",
                 f"- machine: {machine_line(m)}" if m else "- machine: unknown",
                 f"- peers: {_peers_line(doc.get('peers', {}))}"]
+        for part in doc.get("merged", []):
+            out.append(f"- merged run: {', '.join(part['settings'])} in {part.get('seconds', 0):.0f} s on "
+                       f"{machine_line(part['machine']) if part.get('machine') else 'an unknown machine'}")
         for item in doc.get("missing", []):
             out.append(f"- not measured: {item}")
         out.append("")
